@@ -1,0 +1,51 @@
+# The two commands: `make run` and `make test`. Each sets itself up in .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# Re-install whenever the project's dependencies change.
+RUN_STAMP  := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 5000
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export MLFLOW_DISABLE_TELEMETRY ?= true
+
+.PHONY: run test test-fast lint ui bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[dev,jax,sweep,ui-test]"
+	touch $@ $(RUN_STAMP)
+
+## make run: train the default job (LeNet-5 on the embedded digits data), logged to MLflow.
+run: $(RUN_STAMP)
+	$(PY) -m kerascnn.demo
+
+## make test: the whole suite (TensorFlow backend), then the layer tests again under JAX.
+test: $(TEST_STAMP)
+	$(PY) -m pytest -q
+	KERAS_BACKEND=jax $(PY) -m pytest -q tests/layers
+
+test-fast: $(TEST_STAMP)
+	$(PY) -m pytest -q -m "not slow and not browser"
+
+lint: $(TEST_STAMP)
+	$(PY) -m ruff check kerascnn tests benchmarks
+
+## make ui: the MLflow UI over the default store, on $(UI_HOST):$(UI_PORT).
+ui: $(RUN_STAMP)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/runs/mlflow.db \
+	    --default-artifact-root $(CURDIR)/runs/mlartifacts --host $(UI_HOST) --port $(UI_PORT)
+
+bench: $(TEST_STAMP)
+	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,15 @@
+"""kerascnn: classic convolutional-network layers and architectures for Keras 3.
+
+Importing the package registers its layers with Keras' serialization, so saved models
+(``.keras`` files, MLflow models) that use them load after ``import kerascnn``.
+"""
+
+import os
+
+# TensorFlow's C++ start-up chatter (oneDNN notes, CUDA probing on CPU-only machines) is
+# silenced unless the user asks for it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from kerascnn import layers  # noqa: E402,F401  (registers the serializable layers)
+
+__version__ = "0.1.0"

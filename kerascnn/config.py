@@ -1,0 +1,231 @@
+"""Structured configs of the training app, registered in Hydra's ConfigStore.
+
+The YAML files under ``conf/`` select a schema from here through their defaults list
+(``defaults: [sgd_schema]``), so every value typed on the command line is type-checked by
+OmegaConf when the config is composed, and range-checked by :func:`validate` before any work
+starts (``__post_init__`` runs in :func:`omegaconf.OmegaConf.to_object`, not on overrides).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.errors import CompactHydraException
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+DOWNSAMPLE_KINDS = ("max", "mean", "pnorm", "pnorm_learned", "conv", "subsample")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+
+
+class ConfigError(CompactHydraException, ValueError):
+    """A setting is out of range; the message names the setting and the value.
+
+    Hydra prints it as one line, without a traceback (``HYDRA_FULL_ERROR=1`` shows one).
+    """
+
+
+def _require(ok: bool, key: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key} {rule}, got {value!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass
+class DownsampleConfig:
+    """The downsampling stage: one of DESIGN.md's kinds, or a user's layer via ``_target_``."""
+
+    name: str = MISSING
+    p: float | None = None
+    depthwise: bool = False
+    _target_: str | None = None
+
+    def __post_init__(self) -> None:
+        if self._target_ is None:
+            _require(self.name in DOWNSAMPLE_KINDS, "downsample.name",
+                     f"must be one of {', '.join(DOWNSAMPLE_KINDS)}", self.name)
+        if self.p is not None:
+            _require(_is_number(self.p) and not math.isnan(self.p) and self.p >= 1,
+                     "downsample.p", "must be >= 1 or inf", self.p)
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    path: str | None = None
+    val_split: float = 0.1
+    image_size: int | None = None
+    augment: bool = False
+    normalize: str = "unit"
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        _require(0.0 <= self.val_split < 1.0, "data.val_split", "must be in [0, 1)",
+                 self.val_split)
+        _require(self.image_size is None or self.image_size >= 1, "data.image_size",
+                 "must be >= 1", self.image_size)
+        _require(self.normalize in ("unit", "standardize"), "data.normalize",
+                 "must be one of unit, standardize", self.normalize)
+        _require(self.limit is None or self.limit >= 1, "data.limit", "must be >= 1",
+                 self.limit)
+
+
+@dataclass
+class OptimizerConfig:
+    """Common keys of every optimizer; ``_target_`` is the Keras optimizer class."""
+
+    _target_: str = MISSING
+    name: str = MISSING
+    learning_rate: float = 1e-3
+    weight_decay: float | None = None
+    clipnorm: float | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.learning_rate > 0, "optimizer.learning_rate", "must be > 0",
+                 self.learning_rate)
+        _require(self.weight_decay is None or self.weight_decay >= 0,
+                 "optimizer.weight_decay", "must be >= 0", self.weight_decay)
+        _require(self.clipnorm is None or self.clipnorm > 0, "optimizer.clipnorm",
+                 "must be > 0", self.clipnorm)
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    momentum: float = 0.9
+    nesterov: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(0.0 <= self.momentum < 1.0, "optimizer.momentum", "must be in [0, 1)",
+                 self.momentum)
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("beta_1", "beta_2"):
+            value = getattr(self, key)
+            _require(0.0 <= value < 1.0, f"optimizer.{key}", "must be in [0, 1)", value)
+        _require(self.epsilon > 0, "optimizer.epsilon", "must be > 0", self.epsilon)
+
+
+@dataclass
+class ScheduleConfig:
+    """A learning-rate schedule over epochs; ``_target_`` is a class in kerascnn.schedules."""
+
+    _target_: str = MISSING
+    name: str = MISSING
+
+
+@dataclass
+class StepScheduleConfig(ScheduleConfig):
+    milestones: list[int] = field(default_factory=lambda: [200, 250, 300])
+    factor: float = 0.1
+
+    def __post_init__(self) -> None:
+        _require(all(m >= 1 for m in self.milestones), "schedule.milestones",
+                 "must be epochs >= 1", list(self.milestones))
+        _require(0.0 < self.factor <= 1.0, "schedule.factor", "must be in (0, 1]",
+                 self.factor)
+
+
+@dataclass
+class CosineScheduleConfig(ScheduleConfig):
+    min_learning_rate: float = 0.0
+    warmup_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.min_learning_rate >= 0, "schedule.min_learning_rate", "must be >= 0",
+                 self.min_learning_rate)
+        _require(self.warmup_epochs >= 0, "schedule.warmup_epochs", "must be >= 0",
+                 self.warmup_epochs)
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    seed: int = 0
+    precision: str = "auto"
+    jit_compile: Any = "auto"
+    early_stopping_patience: int | None = None
+    early_stopping_monitor: str = "val_loss"
+    verbose: int = 2
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1, "trainer.epochs", "must be >= 1", self.epochs)
+        _require(self.batch_size >= 1, "trainer.batch_size", "must be >= 1", self.batch_size)
+        _require(self.seed >= 0, "trainer.seed", "must be >= 0", self.seed)
+        _require(self.precision in PRECISIONS, "trainer.precision",
+                 f"must be one of {', '.join(PRECISIONS)}", self.precision)
+        _require(self.jit_compile == "auto" or isinstance(self.jit_compile, bool),
+                 "trainer.jit_compile", "must be one of auto, true, false", self.jit_compile)
+        _require(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+                 "trainer.early_stopping_patience", "must be >= 1",
+                 self.early_stopping_patience)
+        _require(self.verbose in (0, 1, 2), "trainer.verbose", "must be 0, 1 or 2",
+                 self.verbose)
+
+
+@dataclass
+class TrackingConfig:
+    uri: str | None = None
+    experiment: str = "kerascnn"
+    run_name: str | None = None
+    log_model: bool = True
+    plots: bool = True
+
+    def __post_init__(self) -> None:
+        _require(bool(self.experiment), "tracking.experiment", "must not be empty",
+                 self.experiment)
+
+
+@dataclass
+class Config:
+    """The whole training configuration (``conf/config.yaml``)."""
+
+    model: Any = MISSING
+    downsample: DownsampleConfig | None = None
+    data: DataConfig = MISSING
+    optimizer: Any = MISSING
+    schedule: Any = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+def register_configs() -> None:
+    """Register the schemas; the YAML files of each group name them in their defaults list."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    cs.store(group="downsample", name="downsample_schema", node=DownsampleConfig)
+    cs.store(group="data", name="data_schema", node=DataConfig)
+    cs.store(group="optimizer", name="sgd_schema", node=SGDConfig)
+    cs.store(group="optimizer", name="adam_schema", node=AdamConfig)
+    cs.store(group="schedule", name="constant_schema", node=ScheduleConfig)
+    cs.store(group="schedule", name="step_schema", node=StepScheduleConfig)
+    cs.store(group="schedule", name="cosine_schema", node=CosineScheduleConfig)
+    cs.store(group="trainer", name="trainer_schema", node=TrainerConfig)
+    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
+
+
+def validate(cfg: DictConfig) -> Config:
+    """Range-check every setting; raise :class:`ConfigError` naming the first bad one."""
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "config"
+        raise ConfigError(f"{key}: {getattr(exc, 'msg', exc)}") from exc
+    if not isinstance(obj.model, dict) or not obj.model.get("name"):
+        raise ConfigError(f"model must be a config with a name, got {obj.model!r}")
+    return obj

@@ -1,0 +1,456 @@
+"""Shared math and argument checks for the p-norm pooling layers.
+
+The pooled value of a window ``R`` is the mean-normalised p-norm
+``z = (mean_{r in R} |y_r|^p) ** (1/p)``. It is computed by `pnorm_mean` on a *window view*
+of the input: an object that knows how to average, take the max, and broadcast a per-window
+value back over the elements of each window. Three views exist:
+
+- `BlockWindows`: non-overlapping windows that tile the map (``strides == pool_size``); the
+  means come from the backend's average pooling and the broadcast is a reshape.
+- `GlobalWindows`: the whole spatial map is one window.
+- `PatchWindows`: any other geometry (overlapping windows, ``"same"`` padding that adds
+  cells); the windows are gathered into an explicit axis by strided slicing.
+
+Numerics. For ``p <= FAST_P_MAX`` the powers are taken directly, which is exact unless they
+overflow; in that case (checked cheaply on the pooled values) and always for larger p, every
+window is divided by its max-abs before the power and multiplied back afterwards, so no power
+exceeds 1 and the window max never underflows. Half-precision inputs are computed in float32.
+The gradient is written by hand (`keras.ops.custom_gradient`): it is cheaper than automatic
+differentiation of the power chain and finite everywhere, including all-zero windows.
+"""
+
+import math
+import numbers
+
+import keras
+import numpy as np
+from keras import ops
+
+# Largest p for which powers are computed without rescaling (the result falls back to the
+# rescaled computation when they overflow). Float32 powers of magnitudes below
+# ``tiny ** (1 / p)`` (about 3e-10 for p = 4) underflow; such windows are treated as zero.
+FAST_P_MAX = 4.0
+# Integer exponents up to this are computed by repeated multiplication.
+_MAX_INT_POWER = 64
+# Smallest value p - 1 starts from when p is learned (p = 1 exactly has rho = -inf).
+_MIN_LEARNED_EXCESS = 1e-6
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument checks
+# ---------------------------------------------------------------------------------------------
+
+
+def standardize_p(p, trainable_p=False):
+    """Validates `p` and returns it as a Python float (``math.inf`` for the max).
+
+    Accepts numbers >= 1, ``float("inf")`` and the strings ``"inf"`` / numbers as strings
+    (YAML configs). Rejects booleans, NaN, values below 1, other strings and other types, and
+    an infinite `p` when `trainable_p` is set.
+    """
+    error = ValueError(
+        "Invalid value for argument `p`. Expected a number >= 1 or inf. "
+        f"Received: p={p!r}"
+    )
+    if isinstance(p, bool | np.bool_) or p is None:
+        raise error
+    if isinstance(p, str):
+        try:
+            value = float(p.strip())
+        except ValueError:
+            raise error from None
+    elif isinstance(p, numbers.Real):
+        value = float(p)
+    else:
+        raise error
+    if math.isnan(value) or value < 1.0:
+        raise error
+    if trainable_p and math.isinf(value):
+        raise ValueError(
+            "Invalid value for argument `p`. A learned p (trainable_p=True) must start from "
+            f"a finite number >= 1. Received: p={p!r}, trainable_p=True"
+        )
+    return value
+
+
+def standardize_trainable_p(trainable_p):
+    if not isinstance(trainable_p, bool | np.bool_):
+        raise ValueError(
+            "Invalid value for argument `trainable_p`. Expected a bool. "
+            f"Received: trainable_p={trainable_p!r}"
+        )
+    return bool(trainable_p)
+
+
+def p_to_config(p):
+    """The JSON-safe form of a standardised `p`: ``"inf"`` for infinity, else the float."""
+    return "inf" if math.isinf(p) else p
+
+
+def standardize_pair(value, name):
+    """A positive int or a pair of positive ints, as a tuple of two ints."""
+    error = ValueError(
+        f"Invalid value for argument `{name}`. Expected a positive int or a tuple of "
+        f"2 positive ints. Received: {name}={value!r}"
+    )
+    items = (value, value) if isinstance(value, numbers.Integral) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise error from None
+    if len(items) != 2:
+        raise error
+    for item in items:
+        if isinstance(item, bool | np.bool_) or not isinstance(item, numbers.Integral):
+            raise error
+        if item <= 0:
+            raise error
+    return tuple(int(item) for item in items)
+
+
+def standardize_choice(value, name, choices):
+    """A case-insensitive string among `choices`, lower-cased."""
+    if isinstance(value, str) and value.lower() in choices:
+        return value.lower()
+    expected = ", ".join(f'"{choice}"' for choice in choices)
+    raise ValueError(
+        f"Invalid value for argument `{name}`. Expected one of {{{expected}}}. "
+        f"Received: {name}={value!r}"
+    )
+
+
+def standardize_data_format(data_format):
+    if data_format is None:
+        return keras.config.image_data_format()
+    return standardize_choice(data_format, "data_format", ("channels_last", "channels_first"))
+
+
+def rho_for_p(p):
+    """The rho with ``1 + softplus(rho) == p`` (inverse softplus of ``p - 1``), computed stably.
+
+    ``p = 1`` would need ``rho = -inf``; it starts from ``p = 1 + 1e-6`` instead.
+    """
+    excess = max(float(p) - 1.0, _MIN_LEARNED_EXCESS)
+    return excess + math.log(-math.expm1(-excess))
+
+
+def learned_p_values(rho):
+    """``1 + softplus(rho)`` in NumPy (float64), for reporting the learned p."""
+    rho = np.asarray(rho, dtype="float64")
+    return 1.0 + np.logaddexp(0.0, rho)
+
+
+def compute_dtype_for(dtype):
+    """Half-precision inputs are pooled in float32; other float types in their own type."""
+    dtype = keras.backend.standardize_dtype(dtype)
+    return "float32" if dtype in ("float16", "bfloat16") else dtype
+
+
+# ---------------------------------------------------------------------------------------------
+# Window views
+# ---------------------------------------------------------------------------------------------
+
+
+class BlockWindows:
+    """Non-overlapping windows that tile a 4D map exactly (the map was cropped beforehand)."""
+
+    def __init__(self, pool_size, data_format, spatial_shape):
+        self.pool_size = pool_size
+        self.data_format = data_format
+        self.height, self.width = spatial_shape
+        self.count = pool_size[0] * pool_size[1]
+
+    def mean(self, v):
+        return ops.average_pool(v, self.pool_size, self.pool_size, "valid", self.data_format)
+
+    def max(self, v):
+        return ops.max_pool(v, self.pool_size, self.pool_size, "valid", self.data_format)
+
+    def spread(self, v, w):
+        """``v`` (input resolution) times ``w`` (one value per window) broadcast over windows."""
+        kh, kw = self.pool_size
+        ho, wo = self.height // kh, self.width // kw
+        if self.data_format == "channels_last":
+            channels = ops.shape(v)[-1]
+            v6 = ops.reshape(v, (-1, ho, kh, wo, kw, channels))
+            w6 = ops.reshape(w, (-1, ho, 1, wo, 1, channels))
+            shape = (-1, self.height, self.width, channels)
+        else:
+            channels = ops.shape(v)[1]
+            v6 = ops.reshape(v, (-1, channels, ho, kh, wo, kw))
+            w6 = ops.reshape(w, (-1, channels, ho, 1, wo, 1))
+            shape = (-1, channels, self.height, self.width)
+        return ops.reshape(v6 * w6, shape)
+
+
+class GlobalWindows:
+    """The whole spatial map of a 4D tensor is one window (results keep the spatial axes)."""
+
+    def __init__(self, data_format, spatial_shape, dtype):
+        self.axes = (1, 2) if data_format == "channels_last" else (2, 3)
+        height, width = spatial_shape
+        self.count = ops.cast(height * width, dtype)
+
+    def mean(self, v):
+        return ops.mean(v, axis=self.axes, keepdims=True)
+
+    def max(self, v):
+        return ops.max(v, axis=self.axes, keepdims=True)
+
+    def spread(self, v, w):
+        return v * w
+
+
+class PatchWindows:
+    """Windows gathered on axis 3 of a ``(batch, out_h, out_w, window, channels)`` tensor.
+
+    `count` is the number of real (not padded) cells per window: a number, or an array of
+    shape ``(1, out_h, out_w, 1)``.
+    """
+
+    def __init__(self, count):
+        self.count = count
+
+    def mean(self, v):
+        return ops.sum(v, axis=3) / self.count
+
+    def max(self, v):
+        return ops.max(v, axis=3)
+
+    def spread(self, v, w):
+        return v * ops.expand_dims(w, 3)
+
+
+def _maximum(a, b):
+    if isinstance(a, int) and isinstance(b, int):
+        return max(a, b)
+    return ops.maximum(a, b)
+
+
+def _same_padding(size, pool, stride):
+    """Output size and (before, after) zero padding of TF/Keras "same" pooling along one axis."""
+    out = (size + stride - 1) // stride
+    total = _maximum((out - 1) * stride + pool - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def _window_counts(out, before, pool, stride, size):
+    """Number of real cells in each window along one axis, for "same" padding."""
+    starts = ops.arange(out) * stride - before
+    ends = ops.minimum(starts + pool, size)
+    return ends - ops.maximum(starts, 0)
+
+
+def extract_patches(x, pool_size, strides, padding, dtype):
+    """Gathers the pooling windows of a channels_last 4D `x` into an explicit axis.
+
+    Returns ``(patches, count)`` where ``patches`` has shape
+    ``(batch, out_h, out_w, pool_h * pool_w, channels)``, padded cells are zeros, and
+    ``count`` is the number of real cells per window (a number, or a
+    ``(1, out_h, out_w, 1)`` array for "same" padding that added cells).
+    """
+    shape = ops.shape(x)
+    height, width = shape[1], shape[2]
+    (kh, kw), (sh, sw) = pool_size, strides
+    count = kh * kw
+    if padding == "same":
+        out_h, top, bottom = _same_padding(height, kh, sh)
+        out_w, left, right = _same_padding(width, kw, sw)
+        static = all(isinstance(v, int) for v in (top, bottom, left, right))
+        if not static or top or bottom or left or right:
+            x = ops.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+            counts_h = _window_counts(out_h, top, kh, sh, height)
+            counts_w = _window_counts(out_w, left, kw, sw, width)
+            count = ops.cast(counts_h[:, None] * counts_w[None, :], dtype)
+            count = count[None, :, :, None]
+    else:
+        out_h = (height - kh) // sh + 1
+        out_w = (width - kw) // sw + 1
+    slices = []
+    for i in range(kh):
+        for j in range(kw):
+            slices.append(
+                x[:, i : i + (out_h - 1) * sh + 1 : sh, j : j + (out_w - 1) * sw + 1 : sw, :]
+            )
+    return ops.stack(slices, axis=3), count
+
+
+# ---------------------------------------------------------------------------------------------
+# The p-norm
+# ---------------------------------------------------------------------------------------------
+
+
+def _int_power(u, n):
+    """``u ** n`` for a positive int `n` by repeated squaring."""
+    result = None
+    base = u
+    while True:
+        if n & 1:
+            result = base if result is None else result * base
+        n >>= 1
+        if not n:
+            return result
+        base = base * base
+
+
+def _safe(s):
+    """`s` with zeros replaced by ones (zero windows have zero gradient factors anyway)."""
+    return ops.where(s > 0, s, ops.ones_like(s))
+
+
+def _sum_to_shape(t, shape):
+    """Sums `t` over the axes that broadcasting a tensor of `shape` against it expanded."""
+    lead = len(t.shape) - len(shape)
+    if lead:
+        t = ops.sum(t, axis=tuple(range(lead)))
+    axes = tuple(i for i, size in enumerate(shape) if size == 1 and t.shape[i] != 1)
+    if axes:
+        t = ops.sum(t, axis=axes, keepdims=True)
+    return t
+
+
+def _scale_by_window_max(a, windows):
+    """``(u, m)``: `a` divided by its window max (1 where the max is 0), and the max."""
+    m = windows.max(a)
+    u = windows.spread(a, 1.0 / _safe(m))
+    return u, m
+
+
+def _static_powers(x, u, p, scaled):
+    """``(up, make_t, fold)`` for a fixed p, with ``up = u ** p``.
+
+    ``make_t()`` builds ``t`` with ``sign(x) * u ** (p - 1) == t / fold`` (`fold` is "r" for
+    ``1 / m``, "m" for the window max ``m`` or None), chosen so that ``t`` costs at most one
+    elementwise operation given ``up``.
+    """
+    n = int(p) if p == int(p) and p <= _MAX_INT_POWER else None
+    if n == 1:
+        return u, lambda: ops.sign(x), None
+    if n == 2:
+        return u * u if scaled else x * x, lambda: x, "r"
+    if n == 3:
+        if scaled:
+            return u * u * u, lambda: x * u, "r"
+        t = x * u
+        return t * x, lambda: t, None
+    if n is None:
+        up = ops.power(u, p)
+    elif n % 2 == 0 and not scaled:
+        up = _int_power(x * x, n // 2)
+    else:
+        up = _int_power(u, n)
+    return up, lambda: ops.divide_no_nan(up, x), "m"
+
+
+def _static_parts(x, a, p, windows, scaled, fast_parts=None):
+    """Forward value and gradient factors for a fixed p.
+
+    Returns ``(z, t, f)`` with ``z`` the pooled p-norm and ``dz/dx = spread(t, g * f)`` for an
+    upstream gradient ``g``. With `scaled`, every window is divided by its max first.
+    `fast_parts` are the already computed ``(up, make_t, fold, s)`` of the unscaled case.
+    """
+    m = None
+    if fast_parts is not None:
+        up, make_t, fold, s = fast_parts
+    else:
+        u, m = _scale_by_window_max(a, windows) if scaled else (a, None)
+        up, make_t, fold = _static_powers(x, u, p, scaled)
+        s = windows.mean(up)
+    z = ops.power(s, 1.0 / p)
+    f = ops.power(_safe(s), (1.0 - p) / p) / windows.count
+    if m is not None:
+        z = z * m
+        if fold == "r":
+            f = f / _safe(m)
+        elif fold == "m":
+            f = f * m
+    return z, make_t(), f
+
+
+def _learned_parts(x, a, p, windows, scaled, fast_parts=None):
+    """Like `_static_parts` for a p tensor; also returns ``d = dz/dp`` per window."""
+    m = None
+    if fast_parts is not None:
+        u, up, s = fast_parts
+    else:
+        u, m = _scale_by_window_max(a, windows) if scaled else (a, None)
+        up = ops.power(u, p)
+        s = windows.mean(up)
+    s_safe = _safe(s)
+    z = ops.power(s, 1.0 / p)
+    f = ops.power(s_safe, (1.0 - p) / p) / windows.count
+    if m is not None:
+        z = z * m
+        f = f * m
+    # d/dp of m * S^(1/p), S = mean(u^p): z * (mean(u^p log u) / (p S) - log(S) / p^2).
+    tiny = float(np.finfo(keras.backend.standardize_dtype(u.dtype)).tiny)
+    q = windows.mean(up * ops.log(ops.maximum(u, tiny)))  # up * log(u), 0 where u == 0
+    d = z * (q / (p * s_safe) - ops.log(s_safe) / (p * p))
+    return z, ops.divide_no_nan(up, x), f, d
+
+
+def _fits(s):
+    """True where no power overflowed (the pooled values are finite)."""
+    return ops.max(s) < float("inf")
+
+
+def _grad_fn(windows, t, f, d=None, p_shape=None):
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        dx = windows.spread(t, upstream * f)
+        if d is None:
+            return (dx,)
+        return dx, _sum_to_shape(upstream * d, p_shape)
+
+    return grad
+
+
+def pnorm_mean(x, p, windows):
+    """The mean-normalised p-norm ``(mean |x|^p) ** (1/p)`` over each window of `x`.
+
+    Args:
+        x: the elements, in the layout `windows` expects (float32 or float64).
+        p: a finite Python number >= 1, or a tensor of values >= 1 (a learned p) that
+            broadcasts against `x` and against the result.
+        windows: a `BlockWindows`, `GlobalWindows` or `PatchWindows` view.
+
+    Returns:
+        One value per window, in the layout of ``windows.mean``.
+    """
+    if isinstance(p, numbers.Real):
+        p = float(p)
+
+        @ops.custom_gradient
+        def static_pnorm(x):
+            a = ops.abs(x)
+            if p > FAST_P_MAX:
+                z, t, f = _static_parts(x, a, p, windows, scaled=True)
+            else:
+                up, make_t, fold = _static_powers(x, a, p, scaled=False)
+                s = windows.mean(up)
+                z, t, f = ops.cond(
+                    _fits(s),
+                    lambda: _static_parts(x, a, p, windows, False, (up, make_t, fold, s)),
+                    lambda: _static_parts(x, a, p, windows, scaled=True),
+                )
+            return z, _grad_fn(windows, t, f)
+
+        return static_pnorm(x)
+
+    p_shape = tuple(p.shape)
+
+    @ops.custom_gradient
+    def learned_pnorm(x, p):
+        a = ops.abs(x)
+        up = ops.power(a, p)
+        s = windows.mean(up)
+        fits = ops.logical_and(_fits(s), ops.max(p) <= FAST_P_MAX)
+        z, t, f, d = ops.cond(
+            fits,
+            lambda: _learned_parts(x, a, p, windows, False, (a, up, s)),
+            lambda: _learned_parts(x, a, p, windows, scaled=True),
+        )
+        return z, _grad_fn(windows, t, f, d, p_shape)
+
+    return learned_pnorm(x, p)

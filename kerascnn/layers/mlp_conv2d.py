@@ -1,0 +1,195 @@
+"""Network-in-Network's mlpconv block: a convolution followed by 1x1 convolutions."""
+
+import keras
+
+from kerascnn.layers import _args
+
+
+def _standardize_filters(filters):
+    valid = (
+        isinstance(filters, (list, tuple))
+        and len(filters) > 0
+        and all(_args.is_int(f) and f > 0 for f in filters)
+    )
+    if not valid:
+        raise ValueError(
+            "Invalid value for argument `filters`. Expected a non-empty list or tuple of "
+            f"positive integers, such as [192, 160, 96]. Received: filters={filters!r}"
+        )
+    return tuple(int(f) for f in filters)
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class MLPConv2D(keras.layers.Layer):
+    """Network-in-Network's mlpconv block: a `k x k` convolution followed by 1x1 convolutions.
+
+    An mlpconv layer slides a small multilayer perceptron over the input. It is a
+    `kernel_size` convolution with `filters[0]` output channels followed by
+    `len(filters) - 1` pointwise (1x1) convolutions with `filters[1:]` output channels, each
+    convolution followed by `activation`:
+
+    `h_0 = activation(conv_{k x k}(x))`, `h_l = activation(conv_{1 x 1}(h_{l-1}))` for
+    `l = 1 .. len(filters) - 1`; the output is the last `h`.
+
+    Only the first convolution has a spatial extent, so the output size is that of a single
+    convolution: with `padding="valid"`, `floor((input_size - kernel_size) / strides) + 1`;
+    with `padding="same"`, `floor((input_size - 1) / strides) + 1`.
+
+    The convolutions are Keras `Conv2D` sublayers, listed in order in `layer.convs` and named
+    `conv0` (the `k x k` convolution) and `cccp1`, `cccp2`, ... (the 1x1 "cascaded
+    cross-channel parametric pooling" layers of the original model).
+
+    Args:
+        filters: non-empty list or tuple of positive integers, the output channels of each
+            convolution; the first entry is for the `k x k` convolution. For example
+            `[192, 160, 96]` is the first block of the CIFAR-10 Network in Network.
+        kernel_size: int or tuple of 2 integers, the size of the first convolution's kernel.
+        strides: int or tuple of 2 integers, the stride of the first convolution (the 1x1
+            convolutions use stride 1).
+        padding: `"valid"` or `"same"` (case-insensitive), padding of the first convolution.
+        activation: activation applied after every convolution; defaults to `"relu"`.
+            `None` means linear.
+        use_bias: bool, whether every convolution adds a bias.
+        kernel_initializer: initializer for every kernel (`None` means `"glorot_uniform"`).
+        bias_initializer: initializer for every bias (`None` means `"zeros"`).
+        kernel_regularizer: optional regularizer for every kernel.
+        bias_regularizer: optional regularizer for every bias.
+        activity_regularizer: optional regularizer for the block's output.
+        kernel_constraint: optional constraint for every kernel.
+        bias_constraint: optional constraint for every bias.
+        data_format: `"channels_last"` or `"channels_first"`; defaults to
+            `keras.config.image_data_format()`.
+        **kwargs: base layer keyword arguments, such as `name` and `dtype`.
+
+    Input shape:
+
+    - If `data_format="channels_last"`: 4D tensor `(batch_size, height, width, channels)`.
+    - If `data_format="channels_first"`: 4D tensor `(batch_size, channels, height, width)`.
+
+    Output shape:
+
+    - If `data_format="channels_last"`:
+        4D tensor `(batch_size, new_height, new_width, filters[-1])`.
+    - If `data_format="channels_first"`:
+        4D tensor `(batch_size, filters[-1], new_height, new_width)`.
+
+    Example:
+
+    >>> x = np.random.rand(4, 32, 32, 3).astype("float32")
+    >>> y = MLPConv2D([192, 160, 96], kernel_size=5, padding="same")(x)
+    >>> print(y.shape)
+    (4, 32, 32, 96)
+
+    Reference:
+
+    - [Lin, Chen and Yan, "Network In Network", ICLR 2014](https://arxiv.org/abs/1312.4400)
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        activation="relu",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(
+            activity_regularizer=_args.get_regularizer(
+                activity_regularizer, "activity_regularizer"
+            ),
+            **kwargs,
+        )
+        self.filters = _standardize_filters(filters)
+        self.kernel_size = _args.standardize_tuple(kernel_size, "kernel_size")
+        self.strides = _args.standardize_tuple(strides, "strides")
+        self.padding = _args.standardize_padding(padding)
+        self.activation = _args.get_activation(activation)
+        self.use_bias = _args.standardize_bool(use_bias, "use_bias")
+        self.kernel_initializer = _args.get_initializer(
+            kernel_initializer, "kernel_initializer", "glorot_uniform"
+        )
+        self.bias_initializer = _args.get_initializer(bias_initializer, "bias_initializer", "zeros")
+        self.kernel_regularizer = _args.get_regularizer(kernel_regularizer, "kernel_regularizer")
+        self.bias_regularizer = _args.get_regularizer(bias_regularizer, "bias_regularizer")
+        self.kernel_constraint = _args.get_constraint(kernel_constraint, "kernel_constraint")
+        self.bias_constraint = _args.get_constraint(bias_constraint, "bias_constraint")
+        self.data_format = _args.standardize_data_format(data_format)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+        convs = []
+        for index, channels in enumerate(self.filters):
+            first = index == 0
+            convs.append(
+                keras.layers.Conv2D(
+                    filters=channels,
+                    kernel_size=self.kernel_size if first else 1,
+                    strides=self.strides if first else 1,
+                    padding=self.padding if first else "valid",
+                    data_format=self.data_format,
+                    activation=self.activation,
+                    use_bias=self.use_bias,
+                    kernel_initializer=self.kernel_initializer,
+                    bias_initializer=self.bias_initializer,
+                    kernel_regularizer=self.kernel_regularizer,
+                    bias_regularizer=self.bias_regularizer,
+                    kernel_constraint=self.kernel_constraint,
+                    bias_constraint=self.bias_constraint,
+                    dtype=self.dtype_policy,
+                    name="conv0" if first else f"cccp{index}",
+                )
+            )
+        self.convs = convs
+
+    def build(self, input_shape):
+        channels = _args.check_input_shape(input_shape, self)
+        self.compute_output_shape(input_shape)
+        shape = tuple(input_shape)
+        for conv in self.convs:
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+        axis = _args.channel_axis(self.data_format)
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={axis: channels})
+
+    def call(self, inputs):
+        outputs = inputs
+        for conv in self.convs:
+            outputs = conv(outputs)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        _args.check_input_shape(input_shape, self)
+        return _args.spatial_output_shape(
+            self, input_shape, self.filters[-1], self.kernel_size, self.strides, self.padding
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": list(self.filters),
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
+                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+                "data_format": self.data_format,
+            }
+        )
+        return config

@@ -1,0 +1,233 @@
+"""P-norm (Lp) pooling over 2D windows, with a fixed or learned p."""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from kerascnn.layers import _pnorm
+
+
+def _pooled_size(size, pool, stride, padding):
+    if size is None:
+        return None
+    if padding == "same":
+        return (size - 1) // stride + 1
+    return (size - pool) // stride + 1
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class PNormPooling2D(keras.layers.Layer):
+    """P-norm pooling for 2D spatial data: the mean-normalised p-norm of every window.
+
+    For every window `R` of the input `y`, the output is
+
+    `z = ((1 / |R|) * sum_{r in R} |y_r| ** p) ** (1 / p)`
+
+    so `p=1` gives the mean of `|y|`, `p=2` the root mean square and `p=inf` exactly the
+    maximum of `|y|`; as p grows the result moves from the mean towards the max of `|y|`.
+    With `reduction="sum"` the `1 / |R|` factor is dropped, `z = (sum |y_r| ** p) ** (1 / p)`
+    (the convention of PyTorch's `LPPool2d`, but taken of `|y|`). With `padding="same"` the
+    padded cells are not counted in `|R|`, as in `AveragePooling2D`.
+
+    Windows and output size follow the Keras pooling layers: with `padding="valid"`,
+    `output_size = floor((input_size - pool_size) / strides) + 1`; with `padding="same"`,
+    `output_size = floor((input_size - 1) / strides) + 1`.
+
+    With `trainable_p=True` every channel learns its own p, parameterised as
+    `p = 1 + softplus(rho)` so that it never drops below 1; `rho` (one weight per channel)
+    starts where `p` equals the given `p`. `p_values()` returns the current p per channel.
+
+    The computation is robust: each window is divided by its max-abs before the power when
+    the powers could overflow (always for `p > 4`), half-precision inputs (for example under
+    the `"mixed_float16"` dtype policy) are pooled in float32, and the gradient is finite
+    everywhere, including all-zero windows.
+
+    Args:
+        pool_size: int or tuple of 2 ints, the window size `(pool_height, pool_width)`.
+        strides: int, tuple of 2 ints or `None`, the step between windows. `None` means
+            `pool_size`.
+        padding: `"valid"` or `"same"` (case-insensitive).
+        p: number >= 1, or `float("inf")` (also the string `"inf"`), the exponent. Defaults
+            to 2.
+        trainable_p: bool, learn one p per channel, starting from `p` (which must then be
+            finite).
+        reduction: `"mean"` (default) or `"sum"`, whether the sum of powers is divided by the
+            number of cells in the window.
+        data_format: `"channels_last"` or `"channels_first"`; defaults to
+            `keras.config.image_data_format()`.
+        **kwargs: base layer keyword arguments, such as `name` and `dtype`.
+
+    Input shape:
+
+    - If `data_format="channels_last"`: 4D tensor `(batch_size, height, width, channels)`.
+    - If `data_format="channels_first"`: 4D tensor `(batch_size, channels, height, width)`.
+
+    Output shape:
+
+    - If `data_format="channels_last"`:
+        4D tensor `(batch_size, pooled_height, pooled_width, channels)`.
+    - If `data_format="channels_first"`:
+        4D tensor `(batch_size, channels, pooled_height, pooled_width)`.
+
+    Example:
+
+    >>> x = np.array([[1., 2.], [3., 4.]]).reshape(1, 2, 2, 1)
+    >>> PNormPooling2D(pool_size=2, p=2)(x)  # sqrt((1 + 4 + 9 + 16) / 4)
+    <tf.Tensor: shape=(1, 1, 1, 1), dtype=float32, numpy=array([[[[2.738613]]]], ...)>
+    >>> layer = PNormPooling2D(pool_size=2, p=3, trainable_p=True)
+    >>> layer(np.random.rand(8, 32, 32, 16).astype("float32")).shape
+    (8, 16, 16, 16)
+    >>> layer.p_values().round(3)[:3]
+    array([3., 3., 3.])
+
+    Reference:
+
+    - [Gulcehre, Cho, Pascanu and Bengio, "Learned-Norm Pooling for Deep Feedforward and
+      Recurrent Neural Networks", ECML PKDD 2014](https://arxiv.org/abs/1311.1780)
+    - [Sermanet, Chintala and LeCun, "Convolutional Neural Networks Applied to House Numbers
+      Digit Classification", ICPR 2012](https://arxiv.org/abs/1204.3968)
+    - [Boureau, Ponce and LeCun, "A Theoretical Analysis of Feature Pooling in Visual
+      Recognition", ICML 2010](https://icml.cc/Conferences/2010/papers/638.pdf)
+    """
+
+    def __init__(
+        self,
+        pool_size=(2, 2),
+        strides=None,
+        padding="valid",
+        p=2.0,
+        trainable_p=False,
+        reduction="mean",
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.pool_size = _pnorm.standardize_pair(pool_size, "pool_size")
+        self.strides = (
+            self.pool_size if strides is None else _pnorm.standardize_pair(strides, "strides")
+        )
+        self.padding = _pnorm.standardize_choice(padding, "padding", ("valid", "same"))
+        self.trainable_p = _pnorm.standardize_trainable_p(trainable_p)
+        self.p = _pnorm.standardize_p(p, self.trainable_p)
+        self.reduction = _pnorm.standardize_choice(reduction, "reduction", ("mean", "sum"))
+        self.data_format = _pnorm.standardize_data_format(data_format)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+        self.rho = None
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"Layer {self.__class__.__name__} expects 4D inputs "
+                "(batch, height, width, channels) or (batch, channels, height, width). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        channel_axis = -1 if self.data_format == "channels_last" else 1
+        channels = input_shape[channel_axis]
+        if self.trainable_p:
+            if channels is None:
+                raise ValueError(
+                    "A learned p (trainable_p=True) needs a known number of channels. "
+                    f"Received: input_shape={tuple(input_shape)}"
+                )
+            self.rho = self.add_weight(
+                shape=(channels,),
+                initializer=keras.initializers.Constant(_pnorm.rho_for_p(self.p)),
+                name="rho",
+                autocast=False,
+            )
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={channel_axis: channels})
+
+    def p_values(self):
+        """The current p of every channel, as a NumPy array (float64) of shape `(channels,)`.
+
+        With a fixed p this is `p` repeated; the layer must be built.
+        """
+        if self.rho is not None:
+            return _pnorm.learned_p_values(ops.convert_to_numpy(self.rho))
+        if not self.built:
+            raise ValueError(
+                f"Layer {self.name} is not built yet; p_values() needs the number of channels."
+            )
+        channel_axis = -1 if self.data_format == "channels_last" else 1
+        channels = self.input_spec.axes[channel_axis]
+        return np.full((channels,), self.p)
+
+    def _p_tensor(self, dtype):
+        p = 1.0 + ops.softplus(ops.cast(self.rho, dtype))
+        return p if self.data_format == "channels_last" else ops.reshape(p, (-1, 1, 1))
+
+    def call(self, inputs):
+        dtype = _pnorm.compute_dtype_for(inputs.dtype)
+        x = ops.cast(inputs, dtype)
+        if math.isinf(self.p):
+            z = ops.max_pool(ops.abs(x), self.pool_size, self.strides, self.padding,
+                             self.data_format)
+            return ops.cast(z, inputs.dtype)
+        p = self.p
+        if self.trainable_p:
+            p = self._p_tensor(dtype)
+        z, count = self._pool(x, p, dtype)
+        if self.reduction == "sum":
+            z = z * ops.power(count, 1.0 / p)
+        return ops.cast(z, inputs.dtype)
+
+    def _pool(self, x, p, dtype):
+        """The mean p-norm of every window and the number of cells in each window."""
+        channels_last = self.data_format == "channels_last"
+        spatial = ops.shape(x)[1:3] if channels_last else ops.shape(x)[2:4]
+        static = all(isinstance(size, int) for size in spatial)
+        blocks = self.strides == self.pool_size and static
+        if blocks and self.padding == "same":
+            blocks = all(size % k == 0 for size, k in zip(spatial, self.pool_size, strict=True))
+        if blocks:
+            (kh, kw), (height, width) = self.pool_size, spatial
+            height, width = height - height % kh, width - width % kw
+            if (height, width) != tuple(spatial):
+                x = x[:, :height, :width, :] if channels_last else x[:, :, :height, :width]
+            windows = _pnorm.BlockWindows(self.pool_size, self.data_format, (height, width))
+            return _pnorm.pnorm_mean(x, p, windows), float(windows.count)
+        # General windows: gather them into an explicit axis (channels_last).
+        if not channels_last:
+            x = ops.transpose(x, (0, 2, 3, 1))
+            if not isinstance(p, float):
+                p = ops.reshape(p, (-1,))
+        patches, count = _pnorm.extract_patches(
+            x, self.pool_size, self.strides, self.padding, dtype
+        )
+        z = _pnorm.pnorm_mean(patches, p, _pnorm.PatchWindows(count))
+        if isinstance(count, int):
+            count = float(count)
+        if not channels_last:
+            z = ops.transpose(z, (0, 3, 1, 2))
+            if not isinstance(count, float):
+                count = ops.transpose(count, (0, 3, 1, 2))
+        return z, count
+
+    def compute_output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        if self.data_format == "channels_last":
+            batch, height, width, channels = input_shape
+        else:
+            batch, channels, height, width = input_shape
+        out_h = _pooled_size(height, self.pool_size[0], self.strides[0], self.padding)
+        out_w = _pooled_size(width, self.pool_size[1], self.strides[1], self.padding)
+        if self.data_format == "channels_last":
+            return (batch, out_h, out_w, channels)
+        return (batch, channels, out_h, out_w)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "pool_size": self.pool_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "p": _pnorm.p_to_config(self.p),
+                "trainable_p": self.trainable_p,
+                "reduction": self.reduction,
+                "data_format": self.data_format,
+            }
+        )
+        return config

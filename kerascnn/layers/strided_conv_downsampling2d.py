@@ -1,0 +1,208 @@
+"""Learned downsampling by a strided convolution (the all-convolutional net)."""
+
+import keras
+
+from kerascnn.layers import _args
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class StridedConvDownsampling2D(keras.layers.Layer):
+    """Learned downsampling: a strided convolution used in place of a pooling layer.
+
+    The all-convolutional net replaces each pooling layer by a convolution whose kernel
+    covers the pooling window and whose stride equals the pooling stride, so the network
+    learns how to summarise each window instead of taking its maximum or mean:
+
+    `y[i, j, o] = activation(sum_{a, b, c} w[a, b, c, o] * x[i*s_h + a, j*s_w + b, c] + b[o])`
+
+    With `depthwise=True` each channel has its own pooling kernel (no mixing across channels):
+
+    `y[i, j, c] = activation(sum_{a, b} w[a, b, c] * x[i*s_h + a, j*s_w + b, c] + b[c])`
+
+    so the layer can represent average pooling exactly (every weight `1 / (pool_h * pool_w)`,
+    zero bias, no activation). The output size follows the pooling rule: with
+    `padding="valid"`, `floor((input_size - pool_size) / strides) + 1`; with `padding="same"`,
+    `floor((input_size - 1) / strides) + 1` (the input is zero-padded).
+
+    The convolution is a Keras `Conv2D` (or `DepthwiseConv2D` when `depthwise=True`) sublayer,
+    available as `layer.conv` once the layer is built.
+
+    Args:
+        pool_size: int or tuple of 2 integers, the window (kernel) size `(pool_h, pool_w)`.
+        strides: int, tuple of 2 integers, or `None`. Stride of the window; `None` (default)
+            means `pool_size`, as for pooling layers.
+        padding: `"valid"` or `"same"` (case-insensitive).
+        filters: int or `None`. Number of output channels; `None` (default) keeps the input's
+            channel count, as pooling does. With `depthwise=True` it must be `None` or equal to
+            the input's channel count.
+        depthwise: bool. If `True`, learn one pooling kernel per channel
+            (`DepthwiseConv2D`) instead of a full convolution that mixes channels.
+        activation: activation applied to the output; defaults to `"relu"` as in the
+            all-convolutional net. `None` means linear.
+        use_bias: bool, whether to add a bias per output channel.
+        kernel_initializer: initializer for the kernel (`None` means `"glorot_uniform"`).
+        bias_initializer: initializer for the bias (`None` means `"zeros"`).
+        kernel_regularizer: optional regularizer for the kernel.
+        bias_regularizer: optional regularizer for the bias.
+        activity_regularizer: optional regularizer for the output.
+        kernel_constraint: optional constraint for the kernel.
+        bias_constraint: optional constraint for the bias.
+        data_format: `"channels_last"` or `"channels_first"`; defaults to
+            `keras.config.image_data_format()`.
+        **kwargs: base layer keyword arguments, such as `name` and `dtype`.
+
+    Input shape:
+
+    - If `data_format="channels_last"`: 4D tensor `(batch_size, height, width, channels)`.
+    - If `data_format="channels_first"`: 4D tensor `(batch_size, channels, height, width)`.
+
+    Output shape:
+
+    - If `data_format="channels_last"`:
+        4D tensor `(batch_size, pooled_height, pooled_width, filters)`.
+    - If `data_format="channels_first"`:
+        4D tensor `(batch_size, filters, pooled_height, pooled_width)`.
+
+    where `filters` is the input's channel count when `filters=None`.
+
+    Example:
+
+    >>> x = np.random.rand(4, 32, 32, 96).astype("float32")
+    >>> y = StridedConvDownsampling2D(pool_size=3, strides=2, padding="same")(x)
+    >>> print(y.shape)
+    (4, 16, 16, 96)
+
+    Reference:
+
+    - [Springenberg, Dosovitskiy, Brox and Riedmiller, "Striving for Simplicity: The All
+      Convolutional Net", ICLR 2015 workshop](https://arxiv.org/abs/1412.6806)
+    """
+
+    def __init__(
+        self,
+        pool_size=(2, 2),
+        strides=None,
+        padding="valid",
+        filters=None,
+        depthwise=False,
+        activation="relu",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(
+            activity_regularizer=_args.get_regularizer(
+                activity_regularizer, "activity_regularizer"
+            ),
+            **kwargs,
+        )
+        self.pool_size = _args.standardize_tuple(pool_size, "pool_size")
+        self.strides = (
+            self.pool_size if strides is None else _args.standardize_tuple(strides, "strides")
+        )
+        self.padding = _args.standardize_padding(padding)
+        self.filters = _args.standardize_positive_int(filters, "filters", allow_none=True)
+        self.depthwise = _args.standardize_bool(depthwise, "depthwise")
+        self.activation = _args.get_activation(activation)
+        self.use_bias = _args.standardize_bool(use_bias, "use_bias")
+        self.kernel_initializer = _args.get_initializer(
+            kernel_initializer, "kernel_initializer", "glorot_uniform"
+        )
+        self.bias_initializer = _args.get_initializer(bias_initializer, "bias_initializer", "zeros")
+        self.kernel_regularizer = _args.get_regularizer(kernel_regularizer, "kernel_regularizer")
+        self.bias_regularizer = _args.get_regularizer(bias_regularizer, "bias_regularizer")
+        self.kernel_constraint = _args.get_constraint(kernel_constraint, "kernel_constraint")
+        self.bias_constraint = _args.get_constraint(bias_constraint, "bias_constraint")
+        self.data_format = _args.standardize_data_format(data_format)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+        self.conv = None
+
+    def _output_channels(self, channels):
+        return channels if self.filters is None else self.filters
+
+    def build(self, input_shape):
+        channels = _args.check_input_shape(input_shape, self)
+        if self.depthwise and self.filters is not None and self.filters != channels:
+            raise ValueError(
+                "Invalid value for argument `filters`. With `depthwise=True`, `filters` must be "
+                f"None or equal to the number of input channels ({channels}). "
+                f"Received: filters={self.filters}"
+            )
+        self.compute_output_shape(input_shape)
+        common = dict(
+            kernel_size=self.pool_size,
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            activation=self.activation,
+            use_bias=self.use_bias,
+            bias_initializer=self.bias_initializer,
+            bias_regularizer=self.bias_regularizer,
+            bias_constraint=self.bias_constraint,
+            dtype=self.dtype_policy,
+        )
+        if self.depthwise:
+            self.conv = keras.layers.DepthwiseConv2D(
+                depth_multiplier=1,
+                depthwise_initializer=self.kernel_initializer,
+                depthwise_regularizer=self.kernel_regularizer,
+                depthwise_constraint=self.kernel_constraint,
+                name="depthwise_conv",
+                **common,
+            )
+        else:
+            self.conv = keras.layers.Conv2D(
+                filters=self._output_channels(channels),
+                kernel_initializer=self.kernel_initializer,
+                kernel_regularizer=self.kernel_regularizer,
+                kernel_constraint=self.kernel_constraint,
+                name="conv",
+                **common,
+            )
+        self.conv.build(tuple(input_shape))
+        axis = _args.channel_axis(self.data_format)
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={axis: channels})
+
+    def call(self, inputs):
+        return self.conv(inputs)
+
+    def compute_output_shape(self, input_shape):
+        channels = _args.check_input_shape(input_shape, self)
+        return _args.spatial_output_shape(
+            self,
+            input_shape,
+            self._output_channels(channels),
+            self.pool_size,
+            self.strides,
+            self.padding,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "pool_size": self.pool_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "filters": self.filters,
+                "depthwise": self.depthwise,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
+                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+                "data_format": self.data_format,
+            }
+        )
+        return config

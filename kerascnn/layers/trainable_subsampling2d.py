@@ -1,0 +1,145 @@
+"""LeNet-5's trainable subsampling (S-layers)."""
+
+import keras
+from keras import ops
+
+from kerascnn.layers import _args
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class TrainableSubsampling2D(keras.layers.Layer):
+    """Trainable subsampling, the S-layers of LeNet-5.
+
+    Each output unit adds up the inputs in its window, multiplies the sum by a trainable
+    coefficient and adds a trainable bias, both shared by all units of a channel, then applies
+    the activation:
+
+    `y[i, j, c] = activation(coefficient[c] * sum_{a, b} x[i*s_h + a, j*s_w + b, c] + bias[c])`
+
+    The layer therefore has exactly `2 * channels` trainable weights. With `pool_size=2` and
+    the default `strides` the windows do not overlap and every feature map is halved, as in
+    LeNet-5 (where the activation is a scaled `tanh`). The output size follows the pooling
+    rule: with `padding="valid"`, `floor((input_size - pool_size) / strides) + 1`; with
+    `padding="same"`, `floor((input_size - 1) / strides) + 1`, where windows reaching past
+    the border sum only the inputs they cover (zero padding).
+
+    Args:
+        pool_size: int or tuple of 2 integers, the window size `(pool_h, pool_w)`.
+        strides: int, tuple of 2 integers, or `None`. Stride of the window; `None` (default)
+            means `pool_size`.
+        padding: `"valid"` or `"same"` (case-insensitive).
+        activation: activation applied to the output; `None` (default) means linear.
+        coefficient_initializer: initializer for the per-channel coefficients
+            (default `"ones"`: a plain window sum).
+        bias_initializer: initializer for the per-channel biases (default `"zeros"`).
+        data_format: `"channels_last"` or `"channels_first"`; defaults to
+            `keras.config.image_data_format()`.
+        **kwargs: base layer keyword arguments, such as `name` and `dtype`.
+
+    Input shape:
+
+    - If `data_format="channels_last"`: 4D tensor `(batch_size, height, width, channels)`.
+    - If `data_format="channels_first"`: 4D tensor `(batch_size, channels, height, width)`.
+
+    Output shape:
+
+    - If `data_format="channels_last"`:
+        4D tensor `(batch_size, pooled_height, pooled_width, channels)`.
+    - If `data_format="channels_first"`:
+        4D tensor `(batch_size, channels, pooled_height, pooled_width)`.
+
+    Example:
+
+    >>> x = np.random.rand(4, 28, 28, 6).astype("float32")
+    >>> y = TrainableSubsampling2D(pool_size=2, activation="tanh")(x)
+    >>> print(y.shape)
+    (4, 14, 14, 6)
+
+    Reference:
+
+    - [LeCun, Bottou, Bengio and Haffner, "Gradient-Based Learning Applied to Document
+      Recognition", Proceedings of the IEEE, 1998](https://doi.org/10.1109/5.726791)
+    """
+
+    def __init__(
+        self,
+        pool_size=(2, 2),
+        strides=None,
+        padding="valid",
+        activation=None,
+        coefficient_initializer="ones",
+        bias_initializer="zeros",
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.pool_size = _args.standardize_tuple(pool_size, "pool_size")
+        self.strides = (
+            self.pool_size if strides is None else _args.standardize_tuple(strides, "strides")
+        )
+        self.padding = _args.standardize_padding(padding)
+        self.activation = _args.get_activation(activation)
+        self.coefficient_initializer = _args.get_initializer(
+            coefficient_initializer, "coefficient_initializer", "ones"
+        )
+        self.bias_initializer = _args.get_initializer(bias_initializer, "bias_initializer", "zeros")
+        self.data_format = _args.standardize_data_format(data_format)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def build(self, input_shape):
+        channels = _args.check_input_shape(input_shape, self)
+        self.compute_output_shape(input_shape)
+        self.coefficient = self.add_weight(
+            shape=(channels,), initializer=self.coefficient_initializer, name="coefficient"
+        )
+        self.bias = self.add_weight(
+            shape=(channels,), initializer=self.bias_initializer, name="bias"
+        )
+        axis = _args.channel_axis(self.data_format)
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={axis: channels})
+
+    def call(self, inputs):
+        channels = self.coefficient.shape[0]
+        coefficient = ops.cast(self.coefficient, self.compute_dtype)
+        bias = ops.cast(self.bias, self.compute_dtype)
+        # The coefficient times a window of ones: a depthwise convolution computes the scaled
+        # window sums in one pass (zero padding keeps border sums exact for "same").
+        kernel = ops.broadcast_to(
+            ops.reshape(coefficient, (1, 1, channels, 1)), (*self.pool_size, channels, 1)
+        )
+        outputs = ops.depthwise_conv(
+            inputs,
+            kernel,
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+        )
+        if self.data_format == "channels_first":
+            bias = ops.reshape(bias, (1, channels, 1, 1))
+        outputs = outputs + bias
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        channels = _args.check_input_shape(input_shape, self)
+        return _args.spatial_output_shape(
+            self, input_shape, channels, self.pool_size, self.strides, self.padding
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "pool_size": self.pool_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "activation": keras.activations.serialize(self.activation),
+                "coefficient_initializer": keras.initializers.serialize(
+                    self.coefficient_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "data_format": self.data_format,
+            }
+        )
+        return config

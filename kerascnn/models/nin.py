@@ -1,0 +1,189 @@
+"""Network in Network (Lin, Chen and Yan, 2013): the authors' CIFAR-10 and MNIST definitions.
+
+Three mlpconv blocks (`MLPConv2D`: a k x k convolution followed by two 1x1 convolutions,
+ReLU after each, including the last block's class maps), 3x3/2 downsampling and 50% dropout
+after the first two blocks, then global averaging of the class maps and a softmax. There are
+no fully connected layers.
+
+Choices, following the authors' cuda-convnet definitions (`NIN/cifar-10_def`,
+`NIN/mnist_def` in github.com/mavenlin/cuda-convnet):
+
+- Convolutions pad by 2 (5x5) and 1 (3x3), i.e. 'same'; the 3x3/2 poolings are max pooling
+  with 'same' padding (cuda-convnet's pooling covers the border the same way), so a 32x32
+  input goes 32 -> 16 -> 8 and a 28x28 one 28 -> 14 -> 7.
+  (The later Caffe model-zoo CIFAR-10 model uses average pooling for the second stage;
+  `downsample` replaces both stages with one kind.)
+- The MNIST network's third mlpconv has a 5x5 kernel, as in `mnist_def`.
+- Kernels use He normal initialisation (the authors drew them from N(0, 0.05^2)); pass
+  `kernel_initializer` to change it. Weight decay is left to the optimizer.
+
+Layer names: `mlpconv1`, `down1`, `drop1`, `mlpconv2`, `down2`, `drop2`, `mlpconv3`, `gap`,
+`predictions` (float32 softmax). Channels last. With 'same' padding everywhere any input
+size works (min_size 1).
+"""
+
+import keras
+
+from kerascnn import layers
+from kerascnn.models._utils import apply_predictions, check_rate, fresh, fresh_defaults
+from kerascnn.models.downsampling import make_downsampling
+from kerascnn.models.registry import check_build_args, register
+
+__all__ = ["nin", "nin_mnist"]
+
+_MIN_SIZE = 1  # 'same' padding everywhere: every map keeps at least one pixel
+
+
+def _build_nin(name, blocks, input_shape, num_classes, downsample, dropout, kernel_initializer):
+    """`blocks`: per mlpconv block, (filters of the k x k and 1x1 convs, k); the last block's
+    final entry is replaced by `num_classes`."""
+    input_shape, num_classes = check_build_args(name, input_shape, num_classes)
+    dropout = check_rate(dropout, "dropout")
+    spec = "max" if downsample is None else downsample
+    defaults = {"conv": {"kernel_initializer": kernel_initializer}}
+
+    inputs = keras.Input(shape=input_shape, name="input")
+    x = inputs
+    last = len(blocks)
+    for index, (filters, kernel_size) in enumerate(blocks, start=1):
+        if index == last:
+            filters = [*filters[:-1], num_classes]
+        x = layers.MLPConv2D(
+            list(filters),
+            kernel_size,
+            padding="same",
+            activation="relu",
+            kernel_initializer=fresh(kernel_initializer),
+            name=f"mlpconv{index}",
+        )(x)
+        if index == last:
+            break
+        x = make_downsampling(
+            spec,
+            pool_size=3,
+            strides=2,
+            padding="same",
+            name=f"down{index}",
+            defaults=fresh_defaults(defaults),
+        )(x)
+        x = keras.layers.Dropout(dropout, name=f"drop{index}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, apply_predictions(x), name=name)
+
+
+@register(
+    "nin",
+    input_shape=(32, 32, 3),
+    min_size=_MIN_SIZE,
+    description="Network in Network (Lin et al. 2013), the authors' CIFAR-10 model.",
+)
+def nin(
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    downsample=None,
+    dropout=0.5,
+    kernel_initializer="he_normal",
+):
+    """Network in Network, the authors' CIFAR-10 model (Lin et al. 2013).
+
+    Layers (32x32x3 input; see the `kerascnn.models.nin` module docstring for the choices):
+
+    | name        | layer                                          | output    |
+    |-------------|------------------------------------------------|-----------|
+    | `mlpconv1`  | mlpconv 192-160-96, 5x5, ReLU                  | 32x32x96  |
+    | `down1`     | 3x3 max pooling, stride 2                      | 16x16x96  |
+    | `drop1`     | dropout 50%                                    | 16x16x96  |
+    | `mlpconv2`  | mlpconv 192-192-192, 5x5, ReLU                 | 16x16x192 |
+    | `down2`     | 3x3 max pooling, stride 2                      | 8x8x192   |
+    | `drop2`     | dropout 50%                                    | 8x8x192   |
+    | `mlpconv3`  | mlpconv 192-192-`num_classes`, 3x3, ReLU       | 8x8x10    |
+    | `gap`       | global averaging                               | 10        |
+    | `predictions` | softmax (float32)                            | 10        |
+
+    Parameters for 32x32x3 inputs and 10 classes: 966,986
+    (mlpconv1 60,928, mlpconv2 535,104, mlpconv3 370,954).
+
+    Args:
+        input_shape: `(height, width, channels)`, channels last.
+        num_classes: number of classes (>= 2).
+        downsample: downsampling spec replacing both 3x3/2 max poolings (see
+            `make_downsampling`); `None` means max pooling.
+        dropout: dropout rate after each pooling stage (paper: 0.5).
+        kernel_initializer: initializer for every convolution kernel (default He normal).
+
+    Returns:
+        A `keras.Model` named `"nin"` that outputs class probabilities.
+
+    Example:
+
+    >>> model = nin(num_classes=10, downsample="pnorm_learned")
+    >>> model.get_layer("mlpconv3").output.shape
+    (None, 8, 8, 10)
+
+    Reference:
+
+    - [Lin, Chen and Yan, "Network In Network", ICLR 2014](https://arxiv.org/abs/1312.4400)
+    """
+    blocks = (((192, 160, 96), 5), ((192, 192, 192), 5), ((192, 192, None), 3))
+    return _build_nin(
+        "nin", blocks, input_shape, num_classes, downsample, dropout, kernel_initializer
+    )
+
+
+@register(
+    "nin_mnist",
+    input_shape=(28, 28, 1),
+    min_size=_MIN_SIZE,
+    description="Network in Network (Lin et al. 2013), the authors' MNIST model.",
+)
+def nin_mnist(
+    input_shape=(28, 28, 1),
+    num_classes=10,
+    downsample=None,
+    dropout=0.5,
+    kernel_initializer="he_normal",
+):
+    """Network in Network, the authors' MNIST model (Lin et al. 2013).
+
+    Same structure as `nin` with narrower blocks (the authors' `mnist_def`):
+
+    | name        | layer                                          | output    |
+    |-------------|------------------------------------------------|-----------|
+    | `mlpconv1`  | mlpconv 96-64-48, 5x5, ReLU                    | 28x28x48  |
+    | `down1`     | 3x3 max pooling, stride 2                      | 14x14x48  |
+    | `drop1`     | dropout 50%                                    | 14x14x48  |
+    | `mlpconv2`  | mlpconv 128-96-48, 5x5, ReLU                   | 14x14x48  |
+    | `down2`     | 3x3 max pooling, stride 2                      | 7x7x48    |
+    | `drop2`     | dropout 50%                                    | 7x7x48    |
+    | `mlpconv3`  | mlpconv 128-96-`num_classes`, 5x5, ReLU        | 7x7x10    |
+    | `gap`       | global averaging                               | 10        |
+    | `predictions` | softmax (float32)                            | 10        |
+
+    Parameters for 28x28x1 inputs and 10 classes: 349,674
+    (mlpconv1 11,824, mlpconv2 170,768, mlpconv3 167,082).
+
+    Args:
+        input_shape: `(height, width, channels)`, channels last.
+        num_classes: number of classes (>= 2).
+        downsample: downsampling spec replacing both 3x3/2 max poolings (see
+            `make_downsampling`); `None` means max pooling.
+        dropout: dropout rate after each pooling stage (paper: 0.5).
+        kernel_initializer: initializer for every convolution kernel (default He normal).
+
+    Returns:
+        A `keras.Model` named `"nin_mnist"` that outputs class probabilities.
+
+    Example:
+
+    >>> model = nin_mnist(num_classes=10, downsample="mean")
+    >>> model.get_layer("mlpconv3").output.shape
+    (None, 7, 7, 10)
+
+    Reference:
+
+    - [Lin, Chen and Yan, "Network In Network", ICLR 2014](https://arxiv.org/abs/1312.4400)
+    """
+    blocks = (((96, 64, 48), 5), ((128, 96, 48), 5), ((128, 96, None), 5))
+    return _build_nin(
+        "nin_mnist", blocks, input_shape, num_classes, downsample, dropout, kernel_initializer
+    )

@@ -1,0 +1,198 @@
+"""A registry of architecture builders by name, and the `build` entry point.
+
+Builders register themselves with the `register` decorator; `build(name, ...)` looks one up
+and calls it, so a configuration file can name an architecture as a string:
+
+```python
+@register("my_net", input_shape=(32, 32, 3), min_size=8, description="...")
+def my_net(input_shape=(32, 32, 3), num_classes=10, downsample=None):
+    ...
+
+model = build("my_net", (32, 32, 3), num_classes=10)
+```
+"""
+
+import dataclasses
+import inspect
+import numbers
+from collections.abc import Callable, Sequence
+
+__all__ = ["ModelInfo", "build", "check_build_args", "info", "names", "register"]
+
+_REGISTRY = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about an architecture.
+
+    Attributes:
+        name: the registered name, also the name of the built `keras.Model`.
+        builder: the function that builds the model,
+            `builder(input_shape, num_classes, downsample=None, **kwargs)`.
+        input_shape: the input of the paper that defines the architecture, channels last,
+            e.g. `(32, 32, 3)` for CIFAR-10.
+        min_size: the smallest square spatial size (height = width) the architecture accepts;
+            each spatial dimension must be at least this large.
+        description: one line, shown in listings.
+        pluggable_downsample: whether the architecture has downsampling stages that a
+            `downsample` spec can replace. When `False` the builder accepts only
+            `downsample=None`.
+    """
+
+    name: str
+    builder: Callable
+    input_shape: tuple
+    min_size: int
+    description: str
+    pluggable_downsample: bool = True
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def register(name, input_shape, min_size, description="", pluggable_downsample=True):
+    """Decorator that registers an architecture builder under `name`.
+
+    Args:
+        name: the registered name (a non-empty string, unique).
+        input_shape: the paper's input shape `(height, width, channels)`.
+        min_size: the smallest square spatial size the architecture accepts.
+        description: one line describing the architecture.
+        pluggable_downsample: whether the builder takes a `downsample` spec.
+
+    Returns:
+        A decorator that registers the builder and returns it unchanged.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(
+            "Invalid value for argument `name`. Expected a non-empty string. "
+            f"Received: name={name!r}"
+        )
+    if name in _REGISTRY:
+        raise ValueError(f"A model named {name!r} is already registered.")
+    input_shape = _standardize_input_shape(input_shape)
+    if not _is_int(min_size) or min_size < 1:
+        raise ValueError(
+            "Invalid value for argument `min_size`. Expected a positive integer. "
+            f"Received: min_size={min_size!r}"
+        )
+
+    def decorator(builder):
+        _REGISTRY[name] = ModelInfo(
+            name=name,
+            builder=builder,
+            input_shape=input_shape,
+            min_size=int(min_size),
+            description=description,
+            pluggable_downsample=bool(pluggable_downsample),
+        )
+        return builder
+
+    return decorator
+
+
+def names():
+    """Returns the registered model names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def info(name):
+    """Returns the `ModelInfo` of the model registered as `name`.
+
+    Raises:
+        ValueError: if no model is registered under `name`; the message lists the known names.
+    """
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown model: name={name!r}. Known models: {', '.join(names())}"
+        ) from None
+
+
+def build(name, input_shape, num_classes, downsample=None, **kwargs):
+    """Builds the registered architecture `name` as a functional `keras.Model`.
+
+    Args:
+        name: a registered model name (see `names()`).
+        input_shape: `(height, width, channels)`, channels last; `None` means the paper's
+            input (`info(name).input_shape`).
+        num_classes: number of classes (>= 2); the model outputs softmax probabilities.
+        downsample: a downsampling spec (see `kerascnn.models.make_downsampling`) or `None`
+            for the architecture's own downsampling.
+        **kwargs: further options of the builder (e.g. `dropout` for the All-CNN family).
+
+    Returns:
+        A `keras.Model` named `name`.
+
+    Raises:
+        ValueError: for an unknown name, an option the builder does not take, a downsample
+            spec given to an architecture without pluggable downsampling, or invalid
+            `input_shape` / `num_classes`.
+    """
+    model_info = info(name)
+    if input_shape is None:
+        input_shape = model_info.input_shape
+    parameters = inspect.signature(model_info.builder).parameters
+    accepted = [p for p in parameters if p not in ("input_shape", "num_classes", "downsample")]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"Invalid option(s) for model {name}: {', '.join(unknown)}. "
+            f"Accepted options: {', '.join(accepted) or 'none'}"
+        )
+    return model_info.builder(
+        input_shape=input_shape, num_classes=num_classes, downsample=downsample, **kwargs
+    )
+
+
+def _standardize_input_shape(input_shape):
+    valid = (
+        isinstance(input_shape, Sequence)
+        and not isinstance(input_shape, (str, bytes))
+        and len(input_shape) == 3
+        and all(_is_int(d) and d > 0 for d in input_shape)
+    )
+    if not valid:
+        raise ValueError(
+            "Invalid value for argument `input_shape`. Expected a tuple of 3 positive integers "
+            f"(height, width, channels). Received: input_shape={input_shape!r}"
+        )
+    return tuple(int(d) for d in input_shape)
+
+
+def check_build_args(name, input_shape, num_classes, min_size=None):
+    """Validates a builder's `input_shape` and `num_classes`.
+
+    Builders call it first, so that bad arguments fail with a clear message before any layer
+    is created.
+
+    Args:
+        name: the model's name, used in the messages.
+        input_shape: `(height, width, channels)`, positive integers.
+        num_classes: an integer >= 2.
+        min_size: smallest accepted height and width; `None` means `info(name).min_size`.
+
+    Returns:
+        `(input_shape, num_classes)`: a tuple of Python ints and a Python int.
+
+    Raises:
+        ValueError: naming the argument and value, or, for a too-small input, naming the
+            model, the input size and the smallest accepted size.
+    """
+    input_shape = _standardize_input_shape(input_shape)
+    if not _is_int(num_classes) or num_classes < 2:
+        raise ValueError(
+            "Invalid value for argument `num_classes`. Expected an integer >= 2. "
+            f"Received: num_classes={num_classes!r}"
+        )
+    if min_size is None:
+        min_size = info(name).min_size
+    height, width, _ = input_shape
+    if height < min_size or width < min_size:
+        raise ValueError(
+            f"{name} needs inputs of at least {min_size}x{min_size}, got {height}x{width}"
+        )
+    return input_shape, int(num_classes)

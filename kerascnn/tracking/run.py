@@ -1,0 +1,61 @@
+"""One MLflow run per training: its parameters, tags, and a status that is never left RUNNING."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import traceback
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import mlflow
+
+from kerascnn.tracking.store import PROJECT_ROOT, ensure_experiment
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay whole (logged as their text)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def git_commit() -> str | None:
+    """The checked-out commit of the project's repository, when it is one."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+@contextlib.contextmanager
+def tracked_run(tracking_uri: str, experiment: str, run_name: str,
+                tags: Mapping[str, str] | None = None,
+                parent_run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
+    """Start a run and always end it: FINISHED, FAILED (error recorded) or KILLED (Ctrl-C)."""
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment_id = ensure_experiment(tracking_uri, experiment)
+    all_tags = dict(tags or {})
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags)
+    try:
+        yield run
+    except BaseException as exc:
+        killed = isinstance(exc, KeyboardInterrupt)
+        with contextlib.suppress(Exception):
+            mlflow.flush_async_logging()
+            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+            mlflow.log_text("".join(traceback.format_exception(exc)), "error.txt")
+        mlflow.end_run("KILLED" if killed else "FAILED")
+        raise
+    else:
+        mlflow.flush_async_logging()
+        mlflow.end_run("FINISHED")

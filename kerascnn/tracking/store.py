@@ -1,0 +1,60 @@
+"""Where runs are stored: the default embedded SQLite store under ``runs/``, or a given URI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def runs_dir() -> Path:
+    """``runs/`` in the repository, or ``$KERASCNN_RUNS_DIR``: Hydra outputs and the store."""
+    return Path(os.environ.get("KERASCNN_RUNS_DIR") or PROJECT_ROOT / "runs").resolve()
+
+
+def default_tracking_uri() -> str:
+    """``sqlite:///<repo>/runs/mlflow.db``: an absolute path, shared by every job and the UI."""
+    return f"sqlite:///{runs_dir() / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The store to use: ``uri`` if given, else ``MLFLOW_TRACKING_URI``, else the default."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Where a new experiment keeps its artifacts.
+
+    Next to a SQLite file (``<dir of mlflow.db>/mlartifacts/<experiment>``); ``None`` for any
+    other store, so that a tracking server uses its own artifact store.
+    """
+    if tracking_uri.startswith("sqlite:///"):
+        db_path = Path(tracking_uri[len("sqlite:///"):])
+        return (db_path.parent / "mlartifacts" / experiment).as_uri()
+    return None
+
+
+def ensure_experiment(tracking_uri: str, experiment: str) -> str:
+    """Create the store (its schema) and the experiment if missing; return the experiment id.
+
+    Safe to call from several processes: a concurrent creation of the same experiment is
+    answered by looking it up again.
+    """
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    client = mlflow.MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(
+            experiment, artifact_location=artifact_location(tracking_uri, experiment))
+    except MlflowException:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise
+        return found.experiment_id

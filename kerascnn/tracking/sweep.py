@@ -1,0 +1,168 @@
+"""Hydra multiruns as MLflow parent and child runs.
+
+:class:`MlflowSweepCallback` (configured under ``hydra.callbacks`` in ``conf/config.yaml``)
+turns each multirun into one MLflow parent run, named after the sweep and holding its
+overrides; every job's training run becomes a child (tag ``mlflow.parentRunId``) named by the
+overrides that vary. The store and the experiment are created before any job starts, so jobs
+running in parallel (``hydra/launcher=joblib``) never race on the SQLite schema. The sweep's
+state lives in ``<sweep dir>/mlflow_sweep.json``, read by jobs in any launcher's processes.
+At the end the parent records the best child (metric and run id) and how many jobs failed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from kerascnn.tracking.store import ensure_experiment, resolve_tracking_uri
+
+log = logging.getLogger(__name__)
+
+SWEEP_FILE = "mlflow_sweep.json"
+RUN_ID_FILE = "mlflow_run_id"
+OBJECTIVE = "val_accuracy"
+
+
+def _hydra() -> Any:
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def job_overrides() -> list[str]:
+    """The command-line overrides of the current Hydra job (empty outside Hydra)."""
+    hc = _hydra()
+    return list(hc.overrides.task) if hc is not None else []
+
+
+def _sweep_state() -> dict[str, Any] | None:
+    hc = _hydra()
+    if hc is None or hc.mode != RunMode.MULTIRUN:
+        return None
+    path = Path(hc.sweep.dir) / SWEEP_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def parent_run_id() -> str | None:
+    """The sweep's parent run when the current job belongs to a tracked multirun."""
+    state = _sweep_state()
+    return state["parent_run_id"] if state else None
+
+
+def job_run_name() -> str | None:
+    """A child's name: the overrides of the keys the sweep varies (``downsample=pnorm``)."""
+    state = _sweep_state()
+    if not state:
+        return None
+    swept = set(state.get("swept_keys", []))
+    parts = [o for o in job_overrides() if o.split("=", 1)[0].lstrip("+~") in swept]
+    return ",".join(parts or job_overrides()) or f"job{_hydra().job.num}"
+
+
+def record_run_id(run_id: str) -> None:
+    """Leave the job's run id in its output folder, for the callback's bookkeeping."""
+    hc = _hydra()
+    if hc is not None and hc.mode == RunMode.MULTIRUN:
+        out = Path(hc.runtime.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / RUN_ID_FILE).write_text(run_id)
+
+
+def _swept_keys(config: DictConfig) -> list[str]:
+    """Keys the sweep varies: choice/range overrides, plus an Optuna search space."""
+    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    keys = [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
+    params = config.hydra.sweeper.get("params") or {}
+    return sorted(set(keys) | set(params.keys()))
+
+
+class MlflowSweepCallback(Callback):
+    """Hydra callback: one MLflow parent run per multirun, one child per job."""
+
+    def __init__(self, objective: str = OBJECTIVE) -> None:
+        self.objective = objective
+        self._parent: str | None = None
+        self._uri: str | None = None
+
+    # -- the whole sweep (main process) -------------------------------------------------
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        uri = resolve_tracking_uri(config.tracking.get("uri"))
+        experiment_id = ensure_experiment(uri, config.tracking.experiment)
+        client = mlflow.MlflowClient(uri)
+        overrides = list(config.hydra.overrides.task)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        name = "sweep " + (" ".join(overrides) if overrides else sweep_dir.name)
+        run = client.create_run(experiment_id, run_name=name[:250], tags={
+            "sweep": "parent", "hydra.overrides": " ".join(overrides),
+            "hydra.sweep_dir": str(sweep_dir),
+            "hydra.launcher": str(config.hydra.launcher.get("_target_", "")),
+            "hydra.sweeper": str(config.hydra.sweeper.get("_target_", "")),
+        })
+        self._parent, self._uri = run.info.run_id, uri
+        for override in OverridesParser.create().parse_overrides(overrides):
+            client.log_param(self._parent, override.get_key_element()[:250],
+                             override.get_value_element_as_str()[:6000])
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps({
+            "parent_run_id": self._parent, "tracking_uri": uri,
+            "swept_keys": _swept_keys(config)}))
+        atexit.register(self._end_parent, "KILLED")
+        log.info("MLflow parent run %s (%s) in %s", self._parent, name, uri)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._end_parent("FINISHED")
+
+    def _end_parent(self, status: str) -> None:
+        if self._parent is None:
+            return
+        parent, self._parent = self._parent, None
+        client = mlflow.MlflowClient(self._uri)
+        children = client.search_runs(
+            [client.get_run(parent).info.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent}'", max_results=10000)
+        counts: dict[str, int] = {}
+        for child in children:
+            counts[child.info.status] = counts.get(child.info.status, 0) + 1
+        client.log_metric(parent, "num_children", len(children))
+        client.log_metric(parent, "num_finished", counts.get("FINISHED", 0))
+        client.log_metric(parent, "num_failed", counts.get("FAILED", 0) + counts.get("KILLED", 0))
+        scored = [(c.data.metrics[self.objective], c) for c in children
+                  if c.info.status == "FINISHED" and self.objective in c.data.metrics]
+        if scored:
+            best_value, best = max(scored, key=lambda item: item[0])
+            client.log_metric(parent, f"best_{self.objective}", best_value)
+            client.set_tag(parent, "best_run_id", best.info.run_id)
+            client.set_tag(parent, "best_run_name", best.info.run_name or "")
+            for key in ("test_accuracy", "test_error"):
+                if key in best.data.metrics:
+                    client.log_metric(parent, f"best_{key}", best.data.metrics[key])
+        client.set_terminated(parent, status)
+
+    # -- each job (in the launcher's process) -------------------------------------------
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """A job that failed before its training run began still shows as a FAILED child."""
+        hc = _hydra()
+        if hc is None or hc.mode != RunMode.MULTIRUN or job_return.status.name != "FAILED":
+            return
+        state = _sweep_state()
+        out = Path(hc.runtime.output_dir)
+        if state is None or (out / RUN_ID_FILE).exists():
+            return
+        error = job_return._return_value
+        client = mlflow.MlflowClient(state["tracking_uri"])
+        experiment_id = client.get_run(state["parent_run_id"]).info.experiment_id
+        run = client.create_run(experiment_id, run_name=job_run_name(), tags={
+            "mlflow.parentRunId": state["parent_run_id"],
+            "hydra.overrides": " ".join(job_overrides()),
+            "error": f"{type(error).__name__}: {error}"[:5000]})
+        client.log_text(run.info.run_id, "".join(traceback.format_exception(error)), "error.txt")
+        client.set_terminated(run.info.run_id, "FAILED")

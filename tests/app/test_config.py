@@ -1,0 +1,113 @@
+"""The real config: every option of every group composes and validates; bad values are
+rejected with a message naming the setting and the value."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from kerascnn import models
+from kerascnn.config import ConfigError, validate
+from kerascnn.schedules import ConstantSchedule, CosineSchedule, StepSchedule
+from tests.app.conftest import CONF_DIR, compose_config
+
+GROUPS = ["model", "downsample", "data", "optimizer", "schedule", "trainer", "tracking",
+          "experiment"]
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "group,option", [(g, o) for g in GROUPS for o in _options(g)])
+def test_every_option_composes_and_validates(group, option):
+    cfg = compose_config(f"{group}={option}")
+    conf = validate(cfg)
+    if group in ("model", "data", "optimizer", "schedule"):
+        assert cfg[group].name == option  # every group's config names itself
+    if group == "downsample":
+        assert option.startswith(cfg.downsample.name)
+    assert conf.trainer.epochs >= 1
+
+
+def test_one_model_file_per_registered_model():
+    assert _options("model") == sorted(models.names())
+
+
+def test_downsample_group_is_the_design_vocabulary():
+    vocabulary = {"max", "mean", "pnorm", "pnorm_learned", "conv", "subsample"}
+    assert vocabulary <= set(_options("downsample"))
+    for option in _options("downsample"):  # presets (pnorm3, pnorm5) name a kind of it
+        assert compose_config(f"downsample={option}").downsample.name in vocabulary
+
+
+def test_defaults_are_lenet5_on_digits_with_the_models_own_downsampling():
+    cfg = compose_config()
+    assert (cfg.model.name, cfg.data.name, cfg.downsample) == ("lenet5", "digits", None)
+
+
+def test_paper_experiment_all_cnn_c():
+    cfg = compose_config("experiment=all_cnn_c_cifar10")
+    assert cfg.model.name == "all_cnn_c" and cfg.data.name == "cifar10"
+    assert cfg.trainer.epochs == 350
+    assert cfg.optimizer.name == "sgd" and cfg.optimizer.momentum == 0.9
+    assert cfg.optimizer.weight_decay == 0.001
+    assert list(cfg.schedule.milestones) == [200, 250, 300] and cfg.schedule.factor == 0.1
+
+
+@pytest.mark.parametrize("value,expected", [("3", 3.0), ("inf", math.inf), ("1", 1.0)])
+def test_p_accepts_numbers_and_inf(value, expected):
+    cfg = compose_config("downsample=pnorm", f"downsample.p={value}")
+    assert validate(cfg).downsample.p == expected
+
+
+@pytest.mark.parametrize("override,message", [
+    ("downsample.p=0.5", "downsample.p must be >= 1 or inf, got 0.5"),
+    ("downsample.p=nan", "downsample.p must be >= 1 or inf, got nan"),
+    ("trainer.epochs=0", "trainer.epochs must be >= 1, got 0"),
+    ("trainer.batch_size=0", "trainer.batch_size must be >= 1, got 0"),
+    ("optimizer.learning_rate=0", "optimizer.learning_rate must be > 0, got 0.0"),
+    ("optimizer.learning_rate=-0.1", "optimizer.learning_rate must be > 0, got -0.1"),
+    ("data.val_split=1.0", "data.val_split must be in [0, 1), got 1.0"),
+    ("trainer.precision=half", "trainer.precision must be one of"),
+    ("trainer.jit_compile=maybe", "trainer.jit_compile must be one of auto, true, false"),
+    ("optimizer.weight_decay=-1", "optimizer.weight_decay must be >= 0, got -1.0"),
+])
+def test_out_of_range_values_are_named(override, message):
+    overrides = ["downsample=pnorm", override] if override.startswith("downsample") else [
+        override]
+    with pytest.raises(ConfigError) as info:
+        validate(compose_config(*overrides))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("override", ["downsample.p=abc", "trainer.epochs=ten"])
+def test_values_of_the_wrong_type_fail_at_composition(override):
+    overrides = ["downsample=pnorm", override] if override.startswith("downsample") else [
+        override]
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_config(*overrides)
+    assert override.split("=")[0] in str(info.value.__cause__) + str(info.value)
+
+
+@pytest.mark.parametrize("group", ["model", "downsample", "data", "optimizer", "schedule"])
+def test_unknown_choices_fail_at_composition(group):
+    with pytest.raises(ConfigCompositionException, match=f"{group}/nope"):
+        compose_config(f"{group}=nope")
+
+
+def test_schedules_against_their_formulas():
+    assert ConstantSchedule(0.1, 10)(7) == 0.1
+    step = StepSchedule(0.1, 350, milestones=[200, 250, 300], factor=0.1)
+    assert [step(e) for e in (0, 199, 200, 249, 250, 300, 349)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.0001, 0.0001])
+    cosine = CosineSchedule(1.0, 11, min_learning_rate=0.0)
+    values = [cosine(e) for e in range(11)]
+    expected = [0.5 * (1 + math.cos(math.pi * e / 10)) for e in range(11)]
+    assert values == pytest.approx(expected)
+    warm = CosineSchedule(1.0, 10, warmup_epochs=2)
+    assert [warm(0), warm(1), warm(2)] == pytest.approx([0.5, 1.0, 1.0])

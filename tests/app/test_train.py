@@ -1,0 +1,129 @@
+"""The training app end to end on tiny data: what it records in MLflow, its run status on
+errors, reproducibility, and the model it logs."""
+
+from __future__ import annotations
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+
+from kerascnn import models
+from kerascnn.train import prepare, train
+from tests.app.conftest import TINY, all_runs, compose_config
+
+EPOCH_METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
+                 "train_images_per_sec"]
+
+
+def _only_run(uri):
+    runs = all_runs(uri)
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return runs[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,downsample", [
+    ("lenet5", None), ("lenet5_classic", None), ("lenet5", "pnorm_learned"),
+    ("all_cnn_c", "pnorm"), ("strided_cnn_a", None), ("nin_mnist", "conv"),
+])
+def test_one_run_per_family_is_recorded(store, model, downsample):
+    overrides = [f"model={model}", *TINY, "trainer.epochs=2", "optimizer.learning_rate=0.002"]
+    if downsample:
+        overrides.append(f"downsample={downsample}")
+    objective = train(compose_config(*overrides))
+
+    run = _only_run(store)
+    assert run.info.status == "FINISHED"
+    expected_down = downsample or models.info(model).default_downsample
+    assert run.info.run_name == f"{model}-{expected_down}-digits"
+    params = run.data.params
+    assert params["model.name"] == model
+    assert params["downsample.name"] == expected_down
+    assert params["data.name"] == "digits"
+    assert float(params["optimizer.learning_rate"]) == 0.002
+    assert params["trainer.epochs"] == "2"
+    size = models.info(model).input_shape[0]
+    built = models.build(model, (size, size, 1), 10,
+                         downsample=None if downsample is None else downsample)
+    assert int(params["model.num_params"]) == built.count_params()
+    assert run.data.tags["model"] == model and run.data.tags["data"] == "digits"
+    assert run.data.tags["device"] == "CPU"
+    assert run.data.tags["tensorflow.version"]
+
+    client = mlflow.MlflowClient(store)
+    for name in EPOCH_METRICS:
+        history = client.get_metric_history(run.info.run_id, name)
+        assert [m.step for m in sorted(history, key=lambda m: m.step)] == [0, 1], name
+    assert {"test_loss", "test_accuracy", "test_error"} <= set(run.data.metrics)
+    assert run.data.metrics["test_error"] == pytest.approx(1 - run.data.metrics["test_accuracy"])
+    val = [m.value for m in client.get_metric_history(run.info.run_id, "val_accuracy")]
+    assert objective == pytest.approx(max(val))
+    lr = client.get_metric_history(run.info.run_id, "learning_rate")
+    assert all(m.value == pytest.approx(0.002) for m in lr)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "config")}
+    assert artifacts == {"config/config.yaml", "config/overrides.yaml"}
+    assert "model_summary.txt" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+@pytest.mark.slow
+def test_logged_model_and_pictures(store):
+    import kerascnn  # noqa: F401  (what a user imports before loading)
+
+    overrides = [*TINY, "tracking.plots=true", "tracking.log_model=true",
+                 "downsample=pnorm_learned"]
+    train(compose_config(*overrides))
+    run = _only_run(store)
+    client = mlflow.MlflowClient(store)
+    pictures = {a.path: a.file_size for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert set(pictures) == {f"plots/{n}.png" for n in (
+        "learning_curves", "confusion_matrix", "first_layer_filters", "feature_maps",
+        "learned_p")}
+    assert all(size > 5000 for size in pictures.values()), pictures
+
+    loaded = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")
+    job = prepare(compose_config(*overrides))
+    images = job.pipelines.x_test[:4]
+    assert loaded.predict(images, verbose=0).shape == (4, 10)
+    assert any(isinstance(layer, keras.layers.Layer) and layer.name == "down1"
+               for layer in loaded.layers)
+
+
+@pytest.mark.slow
+def test_same_seed_same_metrics(store):
+    first = train(compose_config(*TINY, "trainer.epochs=2", "trainer.seed=7"))
+    second = train(compose_config(*TINY, "trainer.epochs=2", "trainer.seed=7"))
+    runs = all_runs(store)
+    losses = sorted(r.data.metrics["test_loss"] for r in runs)
+    assert first == second
+    assert losses[0] == losses[1]
+
+
+@pytest.mark.parametrize("error,status", [(RuntimeError("disk full"), "FAILED"),
+                                          (KeyboardInterrupt(), "KILLED")])
+def test_run_status_on_errors(store, monkeypatch, error, status):
+    def broken_fit(self, *args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(keras.Model, "fit", broken_fit)
+    with pytest.raises(type(error)):
+        train(compose_config(*TINY))
+    run = _only_run(store)
+    assert run.info.status == status
+    assert run.data.tags["error"].startswith(type(error).__name__)
+
+
+def test_model_rejects_a_spec_it_cannot_take(store):
+    from kerascnn.config import ConfigError
+
+    with pytest.raises(ConfigError, match="downsample must be null for model strided_cnn_c"):
+        train(compose_config("model=strided_cnn_c", "downsample=pnorm", *TINY))
+    assert all_runs(store) == []
+
+
+def test_training_data_seen_once_per_epoch_at_the_requested_batch_size(store):
+    job = prepare(compose_config(*TINY))
+    batches = list(job.pipelines.train)
+    assert sum(int(b[0].shape[0]) for b in batches) == job.pipelines.num_train
+    assert int(batches[0][0].shape[0]) == 16
+    assert np.isfinite(job.model.count_params())

@@ -1,0 +1,241 @@
+"""End to end: a real two-job sweep, a real ``mlflow server`` and its UI in headless Chromium.
+
+The sweep ``downsample=max,pnorm`` fills a private SQLite store; ``mlflow server`` serves it
+on 127.0.0.1; Debian's Chromium (installed by the set-up when missing) opens the experiment
+page, expands the sweep's parent run, ticks both children and clicks Compare, the way a person
+would. Both pages must show the two runs, their ``downsample.name`` and their ``val_accuracy``
+next to each other; full-page screenshots are kept under ``tmp_path`` and ``runs/ui-screenshots``.
+
+Deselect deliberately with ``-m "not browser"``; a Chromium that cannot be installed fails.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests.app.browser import CHROMIUM, LAUNCH_ARGS, ensure_chromium, mlflow_server
+from tests.app.conftest import REPO, TINY, all_runs, run_cli
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SCREENSHOTS = REPO / "runs" / "ui-screenshots"
+VIEWPORT = {"width": 1600, "height": 1000}
+TIMEOUT_MS = 60_000  # one CPU-starved machine renders the React app slowly
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's ``/usr/bin/chromium``, installed with apt-get when missing (never skipped)."""
+    start = time.monotonic()
+    try:
+        seconds = ensure_chromium(timeout=600)
+    except RuntimeError as err:
+        pytest.fail(f"Chromium is needed by the browser test and could not be installed: {err}\n"
+                    "Install it (`apt-get install chromium`) or deselect the test on purpose "
+                    "with -m 'not browser'.", pytrace=False)
+    if seconds:
+        print(f"installed chromium in {time.monotonic() - start:.0f} s")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> SimpleNamespace:
+    """``python -m kerascnn.train -m downsample=max,pnorm`` (tiny) into a private store."""
+    runs_dir = tmp_path_factory.mktemp("ui_sweep")
+    done = run_cli(["-m", "downsample=max,pnorm", *TINY], runs_dir, timeout=300)
+    assert done.returncode == 0, f"the sweep failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    uri = f"sqlite:///{runs_dir / 'mlflow.db'}"
+    runs = all_runs(uri)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and len(children) == 2, [r.info.run_name for r in runs]
+    parent = parents[0]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert all(c.info.status == "FINISHED" for c in children), [c.info.status for c in children]
+    children.sort(key=lambda r: r.data.params["downsample.name"])
+    assert [c.data.params["downsample.name"] for c in children] == ["max", "pnorm"]
+    assert all("val_accuracy" in c.data.metrics for c in children)
+    return SimpleNamespace(runs_dir=runs_dir, uri=uri, parent=parent, children=children,
+                           experiment_id=parent.info.experiment_id)
+
+
+@pytest.fixture
+def server(sweep, tmp_path) -> str:
+    with mlflow_server(sweep.uri, sweep.runs_dir / "mlartifacts", tmp_path / "server.log",
+                       timeout=90) as url:
+        yield url
+
+
+@pytest.fixture
+def page(chromium, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium), headless=True,
+                                     args=LAUNCH_ARGS)
+        try:
+            context = browser.new_context(viewport=VIEWPORT)
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            yield page
+        finally:
+            browser.close()
+
+
+def ui_metric(value: float) -> str:
+    """How the compare page writes a metric (MLflow's ``Utils.formatMetric``): three decimals
+    below 10 with the trailing zeros dropped, two below 100, one above."""
+    if value == 0:
+        return "0"
+    if abs(value) < 1e-3:
+        mantissa, exponent = f"{value:.3e}".split("e")
+        return f"{mantissa}e{int(exponent):+d}"
+    digits = 3 if abs(value) < 10 else 2 if abs(value) < 100 else 1
+    rounded = math.floor(value * 10**digits + 0.5) / 10**digits  # JavaScript's Math.round
+    return f"{rounded:.{digits}f}".rstrip("0").rstrip(".")
+
+
+def test_ui_metric_follows_mlflow_rule():
+    assert [ui_metric(v) for v in (0.0, 0.58333, 0.4166667, 0.25, 1.0, 0.0005, 12.345)] == [
+        "0", "0.583", "0.417", "0.25", "1", "5.000e-4", "12.35"]
+
+
+def text_at(page, x: float, y: float) -> str:
+    """The text a person sees at a point: the grid cell (or element) under it."""
+    return page.evaluate(
+        """([x, y]) => {
+            const e = document.elementFromPoint(x, y);
+            if (!e) return "";
+            return (e.closest("[role=gridcell]") || e).innerText.trim();
+        }""", [x, y])
+
+
+def center(locator) -> tuple[float, float]:
+    box = locator.bounding_box()
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def below(locator, y: float):
+    """The first of the elements matched by ``locator`` that lies below height ``y``."""
+    for i in range(locator.count()):
+        box = locator.nth(i).bounding_box()
+        if box is not None and box["y"] > y:
+            return locator.nth(i)
+    raise AssertionError(f"nothing matching {locator} below y={y:.0f}")
+
+
+def fit_viewport(page) -> None:
+    """Grow the window to the tallest scrolling box so that the whole page is on screen."""
+    height = page.evaluate(
+        "() => Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
+    page.set_viewport_size({"width": VIEWPORT["width"],
+                            "height": int(min(max(height, VIEWPORT["height"]), 4000))})
+    page.wait_for_timeout(1000)
+
+
+def keep_screenshot(page, path: Path) -> Path:
+    page.screenshot(path=str(path), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, SCREENSHOTS / path.name)
+    return SCREENSHOTS / path.name
+
+
+def open_experiment(page, url: str, sweep) -> None:
+    """The experiment's runs table with the parent expanded and the param/metric columns on."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{url}/#/experiments/{sweep.experiment_id}")
+    # MLflow 3 may open an experiment on its GenAI overview: switch to the runs table.
+    page.get_by_text("Model training", exact=True).click()
+    expect(page).to_have_url(re.compile(rf"#/experiments/{sweep.experiment_id}/runs"))
+    parent_name = sweep.parent.info.run_name
+    parent_cell = page.get_by_role("gridcell").filter(
+        has=page.get_by_text(parent_name, exact=True))
+    expect(parent_cell).to_be_visible()
+    first_child = page.get_by_text(sweep.children[0].info.run_name, exact=True)
+    if not first_child.is_visible():  # children are nested under a collapsed parent
+        parent_cell.get_by_role("button").click()
+    close = page.get_by_role("button", name="Close")  # the assistant's side panel
+    if close.count() and close.first.is_visible():
+        close.first.click()
+    page.get_by_role("button", name="Columns").click()
+    for title in ("Dataset", "Source", "Models", "downsample.name", "val_accuracy"):
+        page.get_by_title(title, exact=True).click()  # hide three, show two
+    page.keyboard.press("Escape")
+    # Widen the run-name column by dragging its right edge, so full names show.
+    header = page.get_by_role("columnheader", name="Run Name").first
+    box = header.bounding_box()
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] + 150, box["y"] + box["height"] / 2, steps=10)
+    page.mouse.up()
+
+
+def test_sweep_on_experiment_and_compare_pages(page, server, sweep, tmp_path):
+    from playwright.sync_api import expect
+
+    names = [c.info.run_name for c in sweep.children]
+    assert names == ["downsample=max", "downsample=pnorm"], names
+
+    # -- the experiment page --------------------------------------------------------------
+    open_experiment(page, server, sweep)
+    for name in names:
+        expect(page.get_by_text(name, exact=True)).to_be_visible()
+    page.wait_for_timeout(500)
+    shot = keep_screenshot(page, tmp_path / "experiment.png")
+    param_x, _ = center(page.get_by_role("columnheader", name="downsample.name").first)
+    metric_x, _ = center(page.get_by_role("columnheader", name="val_accuracy").first)
+    for child in sweep.children:
+        _, y = center(page.get_by_text(child.info.run_name, exact=True))
+        shown_param = text_at(page, param_x, y)
+        assert shown_param == child.data.params["downsample.name"], (
+            f"{child.info.run_name}: downsample.name cell shows {shown_param!r}; see {shot}")
+        shown_metric = text_at(page, metric_x, y)  # the table writes the stored number
+        assert math.isclose(float(shown_metric), child.data.metrics["val_accuracy"],
+                            rel_tol=1e-3), (
+            f"{child.info.run_name}: val_accuracy cell shows {shown_metric!r}, store has "
+            f"{child.data.metrics['val_accuracy']}; see {shot}")
+
+    # -- tick both children and compare them ------------------------------------------------
+    for name in names:
+        row = page.get_by_role("row").filter(has=page.get_by_text(name, exact=True))
+        row.get_by_role("checkbox").first.check()
+    page.get_by_role("button", name="Compare", exact=True).click()
+    expect(page).to_have_url(re.compile(r"#/compare-runs\?"))
+    query = page.url.split("?", 1)[1].replace("%22", '"')
+    params = dict(part.split("=", 1) for part in query.split("&"))
+    assert sorted(json.loads(params["runs"])) == sorted(c.info.run_id for c in sweep.children)
+    assert json.loads(params["experiments"]) == [sweep.experiment_id]
+
+    expect(page.get_by_text("Comparing 2 Runs", exact=False)).to_be_visible()
+    fit_viewport(page)
+    for name in names:
+        expect(page.get_by_text(name, exact=True)).to_be_visible()
+    # The keys also label the plot's axes and pickers: take the table's, below the run names.
+    _, names_y = center(page.get_by_text(names[0], exact=True))
+    param_label = below(page.get_by_text("downsample.name", exact=True), names_y)
+    metric_label = below(page.get_by_text("val_accuracy", exact=True), names_y)
+    expect(param_label).to_be_visible()
+    expect(metric_label).to_be_visible()
+    shot = keep_screenshot(page, tmp_path / "compare.png")
+    _, param_y = center(param_label)
+    _, metric_y = center(metric_label)
+    for child in sweep.children:
+        name_box = page.get_by_text(child.info.run_name, exact=True).bounding_box()
+        x = name_box["x"] + 5  # the run's column
+        shown_param = text_at(page, x, param_y)
+        assert shown_param == child.data.params["downsample.name"], (
+            f"{child.info.run_name}: parameter row shows {shown_param!r}; see {shot}")
+        expected = ui_metric(child.data.metrics["val_accuracy"])
+        shown_metric = text_at(page, x, metric_y)
+        assert shown_metric == expected, (
+            f"{child.info.run_name}: val_accuracy row shows {shown_metric!r}, expected "
+            f"{expected!r} from {child.data.metrics['val_accuracy']}; see {shot}")

@@ -1,0 +1,380 @@
+"""Tests for PartialConv2D (a convolution with a connection table, LeNet-5's C3)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from kerascnn.layers import PartialConv2D
+
+RNG = np.random.default_rng(0)
+
+# LeNet-5, Table I: the input maps (S2) that each C3 map is connected to.
+LENET5_C3 = (
+    [[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5], [0, 4, 5], [0, 1, 5]]
+    + [[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [0, 3, 4, 5], [0, 1, 4, 5], [0, 1, 2, 5]]
+    + [[0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5]]
+    + [[0, 1, 2, 3, 4, 5]]
+)
+SMALL_TABLE = [[0, 2], [1], [0, 1, 2], [2, 1]]
+
+
+def _x(shape):
+    return RNG.standard_normal(shape).astype("float32")
+
+
+def _dense_from_flat(flat, table, kernel_size, channels):
+    """The documented layout: output map, then connected input map (ascending), row, column."""
+    kh, kw = kernel_size
+    dense = np.zeros((kh, kw, channels, len(table)), "float32")
+    k = 0
+    for j, entry in enumerate(table):
+        for c in sorted(entry):
+            dense[:, :, c, j] = flat[k : k + kh * kw].reshape(kh, kw)
+            k += kh * kw
+    assert k == flat.size
+    return dense
+
+
+def _flat_from_dense(dense, table):
+    return np.concatenate(
+        [dense[:, :, c, j].ravel() for j, entry in enumerate(table) for c in sorted(entry)]
+    )
+
+
+def _np_partial_conv(x, flat, bias, table, kernel_size, strides=(1, 1), padding="valid"):
+    """NHWC reference that, for output map j, sums only the input maps in table[j]."""
+    _, height, width, _ = x.shape
+    kh, kw = kernel_size
+    sh, sw = strides
+    if padding == "same":
+        oh, ow = -(-height // sh), -(-width // sw)
+        ph = max((oh - 1) * sh + kh - height, 0)
+        pw = max((ow - 1) * sw + kw - width, 0)
+        x = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    else:
+        oh, ow = (height - kh) // sh + 1, (width - kw) // sw + 1
+    x = x.astype("float64")
+    out = np.zeros((x.shape[0], oh, ow, len(table)))
+    k = 0
+    for j, entry in enumerate(table):
+        for c in sorted(entry):
+            w = flat[k : k + kh * kw].reshape(kh, kw)
+            k += kh * kw
+            for i in range(oh):
+                for m in range(ow):
+                    window = x[:, i * sh : i * sh + kh, m * sw : m * sw + kw, c]
+                    out[:, i, m, j] += np.einsum("nab,ab->n", window, w)
+        out[..., j] += 0.0 if bias is None else bias[j]
+    return out
+
+
+def test_lenet5_c3_has_1516_parameters():
+    layer = PartialConv2D(16, 5, LENET5_C3)
+    layer.build((None, 14, 14, 6))
+    expected = sum(len(entry) * 5 * 5 + 1 for entry in LENET5_C3)
+    assert expected == 1516  # the count given in the paper
+    assert layer.count_params() == expected
+    assert len(layer.trainable_weights) == 2
+    assert layer(_x((1, 14, 14, 6))).shape == (1, 10, 10, 16)
+
+
+def test_parameter_count_without_bias():
+    layer = PartialConv2D(4, (3, 2), SMALL_TABLE, use_bias=False)
+    layer.build((None, 6, 6, 3))
+    assert layer.count_params() == sum(len(entry) * 3 * 2 for entry in SMALL_TABLE)
+    assert len(layer.trainable_weights) == 1
+
+
+def test_lenet5_c3_matches_numpy_reference():
+    x = _x((2, 9, 8, 6))
+    layer = PartialConv2D(16, 5, LENET5_C3, bias_initializer="random_normal")
+    y = keras.ops.convert_to_numpy(layer(x))
+    flat, bias = layer.get_weights()
+    expected = _np_partial_conv(x, flat, bias, LENET5_C3, (5, 5))
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kernel_size, strides, padding", [((3, 2), (2, 1), "valid"), (3, 2, "same"), (2, 1, "same")]
+)
+def test_matches_numpy_reference_with_strides_and_padding(kernel_size, strides, padding):
+    x = _x((2, 7, 6, 3))
+    layer = PartialConv2D(
+        4,
+        kernel_size,
+        SMALL_TABLE,
+        strides=strides,
+        padding=padding,
+        activation="tanh",
+        bias_initializer="random_normal",
+    )
+    y = keras.ops.convert_to_numpy(layer(x))
+    flat, bias = layer.get_weights()
+    ks = (kernel_size,) * 2 if isinstance(kernel_size, int) else kernel_size
+    st = (strides,) * 2 if isinstance(strides, int) else strides
+    expected = np.tanh(_np_partial_conv(x, flat, bias, SMALL_TABLE, ks, st, padding))
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    assert layer.compute_output_shape((None, 7, 6, 3)) == (None, *y.shape[1:])
+
+
+def test_dense_kernel_follows_documented_layout():
+    layer = PartialConv2D(16, 5, LENET5_C3)
+    layer.build((None, 14, 14, 6))
+    (flat,) = layer.get_weights()[:1]
+    dense = keras.ops.convert_to_numpy(layer.dense_kernel())
+    np.testing.assert_array_equal(dense, _dense_from_flat(flat, LENET5_C3, (5, 5), 6))
+    for j, entry in enumerate(LENET5_C3):
+        for c in range(6):
+            assert (np.abs(dense[:, :, c, j]).sum() > 0) == (c in entry)
+
+
+def test_unconnected_input_maps_do_not_affect_outputs():
+    x = _x((1, 8, 8, 6))
+    layer = PartialConv2D(16, 5, LENET5_C3, bias_initializer="random_normal")
+    y = keras.ops.convert_to_numpy(layer(x))
+    for c in range(6):
+        perturbed = x.copy()
+        perturbed[..., c] += 10.0 * _x((1, 8, 8))
+        y_c = keras.ops.convert_to_numpy(layer(perturbed))
+        for j, entry in enumerate(LENET5_C3):
+            if c in entry:
+                assert not np.allclose(y_c[..., j], y[..., j]), (c, j)
+            else:
+                np.testing.assert_array_equal(y_c[..., j], y[..., j])
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_full_table_equals_conv2d(padding):
+    x = _x((2, 7, 7, 3))
+    conv = keras.layers.Conv2D(4, 3, strides=2, padding=padding, bias_initializer="random_normal")
+    y_conv = keras.ops.convert_to_numpy(conv(x))
+    kernel, bias = conv.get_weights()
+    full = [list(range(3))] * 4
+    layer = PartialConv2D(4, 3, full, strides=2, padding=padding)
+    layer.build(x.shape)
+    assert layer.count_params() == conv.count_params()
+    layer.set_weights([_flat_from_dense(kernel, full), bias])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), y_conv, atol=1e-5)
+
+
+def test_kernel_initializer_fills_only_connected_entries():
+    layer = PartialConv2D(4, 2, SMALL_TABLE, kernel_initializer="ones")
+    layer.build((None, 5, 5, 3))
+    np.testing.assert_array_equal(layer.get_weights()[0], 1.0)
+    dense = keras.ops.convert_to_numpy(layer.dense_kernel())
+    mask = np.zeros((3, 4))
+    for j, entry in enumerate(SMALL_TABLE):
+        mask[entry, j] = 1.0
+    np.testing.assert_array_equal(dense, np.broadcast_to(mask, (2, 2, 3, 4)))
+
+
+def test_dense_kernel_needs_a_built_layer():
+    with pytest.raises(ValueError, match="build"):
+        PartialConv2D(4, 2, SMALL_TABLE).dense_kernel()
+
+
+def test_kernel_regularizer_acts_on_connected_weights():
+    layer = PartialConv2D(4, 2, SMALL_TABLE, kernel_regularizer=keras.regularizers.L2(0.1))
+    layer.build((None, 5, 5, 3))
+    flat = layer.get_weights()[0].astype("float64")
+    (loss,) = layer.losses
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss), 0.1 * np.sum(flat**2), rtol=1e-5)
+
+
+def test_kernel_constraint_acts_per_output_map():
+    layer = PartialConv2D(
+        4, 2, SMALL_TABLE, kernel_constraint=keras.constraints.MaxNorm(1.0, axis=[0, 1, 2])
+    )
+    layer.build((None, 5, 5, 3))
+    flat = RNG.uniform(0.0, 1.0, layer.kernel.shape).astype("float32")
+    flat[-8:] *= 0.01  # the last output map (two inputs, 2x2 kernel) has a small norm
+    layer.set_weights([flat, np.zeros(4, "float32")])
+    constrained = keras.ops.convert_to_numpy(layer.kernel.constraint(layer.kernel))
+    dense_before = _dense_from_flat(flat, SMALL_TABLE, (2, 2), 3)
+    dense_after = _dense_from_flat(constrained, SMALL_TABLE, (2, 2), 3)
+    norms_before = np.sqrt((dense_before**2).sum(axis=(0, 1, 2)))
+    norms_after = np.sqrt((dense_after**2).sum(axis=(0, 1, 2)))
+    np.testing.assert_allclose(norms_after, np.minimum(norms_before, 1.0), rtol=1e-5)
+
+
+def test_training_updates_every_weight_and_lowers_loss():
+    x, y = _x((8, 8, 8, 6)), _x((8, 1))
+    layer = PartialConv2D(16, 5, LENET5_C3, activation="tanh")
+    model = keras.Sequential(
+        [keras.Input((8, 8, 6)), layer, keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    before = [w.copy() for w in layer.get_weights()]
+    loss_before = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, epochs=5, batch_size=8, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < loss_before
+    for old, new in zip(before, layer.get_weights(), strict=True):
+        assert (old != new).all(), "an entry received no gradient"
+
+
+def _functional(layer, shape):
+    inputs = keras.Input(shape)
+    outputs = keras.layers.Dense(2)(keras.layers.Flatten()(layer(inputs)))
+    return keras.Model(inputs, outputs)
+
+
+def _sequential(layer, shape):
+    return keras.Sequential(
+        [keras.Input(shape), layer, keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
+
+
+@pytest.mark.parametrize("build_model", [_sequential, _functional])
+def test_saved_model_reloads_with_identical_predictions(tmp_path, build_model):
+    x = _x((3, 8, 8, 6))
+    layer = PartialConv2D(16, 5, LENET5_C3, bias_initializer="random_normal")
+    model = build_model(layer, (8, 8, 6))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    reloaded = [lay for lay in loaded.layers if isinstance(lay, PartialConv2D)][0]
+    assert reloaded.get_config()["connections"] == LENET5_C3
+    for a, b in zip(reloaded.get_weights(), layer.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_config_round_trip():
+    table = [{2, 0}, (1,), [0, 1, 2], [2, 1]]
+    layer = PartialConv2D(
+        filters=4,
+        kernel_size=(3, 2),
+        connections=table,
+        strides=(2, 1),
+        padding="same",
+        activation="relu",
+        use_bias=True,
+        kernel_initializer=keras.initializers.HeNormal(seed=1),
+        bias_initializer="random_normal",
+        kernel_regularizer="l2",
+        bias_regularizer=keras.regularizers.L1(0.1),
+        kernel_constraint="non_neg",
+        bias_constraint=keras.constraints.MaxNorm(3.0),
+        data_format="channels_last",
+        activity_regularizer="l1",
+        name="c3",
+    )
+    x = _x((2, 6, 6, 3))
+    y = keras.ops.convert_to_numpy(layer(x))
+    config = layer.get_config()
+    json.dumps(config)
+    assert config["connections"] == [[0, 2], [1], [0, 1, 2], [1, 2]]
+    clone = PartialConv2D.from_config(config)
+    assert clone.get_config() == config
+    clone.build(x.shape)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(x)), y)
+
+
+def test_mixed_precision():
+    x = _x((2, 8, 8, 6))
+    reference = PartialConv2D(16, 5, LENET5_C3)
+    y32 = keras.ops.convert_to_numpy(reference(x))
+    keras.config.set_dtype_policy("mixed_float16")
+    layer = PartialConv2D(16, 5, LENET5_C3)
+    layer.build(x.shape)
+    layer.set_weights(reference.get_weights())
+    y16 = layer(x)
+    assert keras.backend.standardize_dtype(y16.dtype) == "float16"
+    assert all(w.dtype == "float32" for w in layer.weights)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(y16), y32, rtol=1e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_channels_first_equals_transposed_channels_last(padding):
+    x = _x((2, 7, 6, 3))
+    kwargs = dict(strides=2, padding=padding, bias_initializer="random_normal")
+    last = PartialConv2D(4, 3, SMALL_TABLE, data_format="channels_last", **kwargs)
+    y_last = keras.ops.convert_to_numpy(last(x))
+    first = PartialConv2D(4, 3, SMALL_TABLE, data_format="channels_first", **kwargs)
+    x_first = np.transpose(x, (0, 3, 1, 2))
+    first.build(x_first.shape)
+    first.set_weights(last.get_weights())
+    y_first = keras.ops.convert_to_numpy(first(x_first))
+    np.testing.assert_allclose(np.transpose(y_first, (0, 2, 3, 1)), y_last, atol=1e-5)
+    assert first.compute_output_shape(x_first.shape) == tuple(y_first.shape)
+
+
+@pytest.mark.parametrize(
+    "filters, connections, problem",
+    [
+        (3, [0, 1, 2], "not a list of input-map indices"),
+        (3, "abc", "not a list of lists"),
+        (1, 5, "not a list of lists"),
+        (1, None, "not a list of lists"),
+        (1, {0: [1]}, "not a list of lists"),
+        (1, [], "empty"),
+        (2, [[0, 1], []], "entry 1 is empty"),
+        (2, [[0, 0], [1]], "duplicate"),
+        (2, [[0, 1], [-1]], "negative"),
+        (2, [[0, 1.0], [1]], "not an integer"),
+        (2, [[0, "1"], [1]], "not an integer"),
+        (2, [[0, True], [1]], "not an integer"),
+        (2, [[0, None], [1]], "not an integer"),
+        (2, [[0, 1], "ab"], "not a list of input-map indices"),
+        (3, [[0, 1], [1, 2]], "2 entries but filters=3"),
+        (1, [[0], [1]], "2 entries but filters=1"),
+    ],
+)
+def test_invalid_connection_tables(filters, connections, problem):
+    with pytest.raises(ValueError, match="`connections`") as info:
+        PartialConv2D(filters, 3, connections)
+    assert problem in str(info.value)
+
+
+@pytest.mark.parametrize("connections", [[[0, 6], [1]], [[0], [1, 2, 3, 4, 5, 6, 7]]])
+def test_connection_index_beyond_input_channels(connections):
+    layer = PartialConv2D(2, 3, connections)
+    with pytest.raises(ValueError, match="`connections`.*6 channels"):
+        layer.build((None, 8, 8, 6))
+    with pytest.raises(ValueError, match="`connections`"):
+        PartialConv2D(2, 3, connections)(np.zeros((1, 8, 8, 6), "float32"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"filters": 0}, "filters"),
+        ({"filters": 2.0}, "filters"),
+        ({"filters": None}, "filters"),
+        ({"kernel_size": 0}, "kernel_size"),
+        ({"kernel_size": (5, 5, 5)}, "kernel_size"),
+        ({"strides": (0, 1)}, "strides"),
+        ({"padding": "full"}, "padding"),
+        ({"activation": "no_such_activation"}, "activation"),
+        ({"use_bias": None}, "use_bias"),
+        ({"kernel_initializer": "no_such_initializer"}, "kernel_initializer"),
+        ({"bias_initializer": "no_such_initializer"}, "bias_initializer"),
+        ({"kernel_regularizer": "no_such_regularizer"}, "kernel_regularizer"),
+        ({"bias_regularizer": "no_such_regularizer"}, "bias_regularizer"),
+        ({"kernel_constraint": "no_such_constraint"}, "kernel_constraint"),
+        ({"bias_constraint": "no_such_constraint"}, "bias_constraint"),
+        ({"data_format": "NCHW"}, "data_format"),
+    ],
+)
+def test_invalid_arguments(kwargs, argument):
+    arguments = {"filters": 4, "kernel_size": 3, "connections": SMALL_TABLE, **kwargs}
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        PartialConv2D(**arguments)
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 3), (2, 6, 6, 6, 3)])
+def test_rejects_inputs_that_are_not_4d(shape):
+    with pytest.raises(ValueError, match="4D|ndim"):
+        PartialConv2D(4, 3, SMALL_TABLE)(np.zeros(shape, "float32"))
+    with pytest.raises(ValueError, match="4D"):
+        PartialConv2D(4, 3, SMALL_TABLE).build(shape)
+
+
+def test_rejects_wrong_channel_count_after_build():
+    layer = PartialConv2D(4, 3, SMALL_TABLE)
+    layer(np.zeros((1, 5, 5, 3), "float32"))
+    with pytest.raises(ValueError):
+        layer(np.zeros((1, 5, 5, 4), "float32"))
