@@ -25,8 +25,9 @@ $(TEST_STAMP): pyproject.toml | $(PY)
 	touch $@ $(RUN_STAMP)
 
 ## make run: train the default job (LeNet-5 on the embedded digits data), logged to MLflow.
+## Overrides pass through ARGS: make run ARGS="downsample=pnorm downsample.p=3"
 run: $(RUN_STAMP)
-	$(PY) -m kerascnn.demo
+	$(PY) -m kerascnn.train $(ARGS)
 
 ## make test: the whole suite (TensorFlow backend), then the layer tests again under JAX.
 test: $(TEST_STAMP)

@@ -10,6 +10,7 @@ import os
 # silenced unless the user asks for it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from kerascnn import layers  # noqa: E402,F401  (registers the serializable layers)
+# Registers the serializable layers, and LeNet-5's activation, with Keras.
+from kerascnn import layers, models  # noqa: E402,F401
 
 __version__ = "0.1.0"

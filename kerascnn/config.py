@@ -42,7 +42,7 @@ class DownsampleConfig:
     """The downsampling stage: one of DESIGN.md's kinds, or a user's layer via ``_target_``."""
 
     name: str = MISSING
-    p: float | None = None
+    p: Any = None  # a number >= 1, or inf; checked here so that 'abc' gets the same one line
     depthwise: bool = False
     _target_: str | None = None
 
@@ -51,8 +51,15 @@ class DownsampleConfig:
             _require(self.name in DOWNSAMPLE_KINDS, "downsample.name",
                      f"must be one of {', '.join(DOWNSAMPLE_KINDS)}", self.name)
         if self.p is not None:
-            _require(_is_number(self.p) and not math.isnan(self.p) and self.p >= 1,
+            p = self.p
+            if isinstance(p, str):
+                try:
+                    p = float(p)
+                except ValueError:
+                    pass
+            _require(_is_number(p) and not math.isnan(p) and p >= 1,
                      "downsample.p", "must be >= 1 or inf", self.p)
+            self.p = float(p)
 
 
 @dataclass
@@ -62,6 +69,7 @@ class DataConfig:
     val_split: float = 0.1
     image_size: int | None = None
     augment: bool = False
+    flip: bool | None = None  # null: flips for natural images, none for digits and MNIST
     normalize: str = "unit"
     limit: int | None = None
 

@@ -43,7 +43,12 @@ class StepSchedule(ConstantSchedule):
 
 
 class CosineSchedule(ConstantSchedule):
-    """Linear warm-up, then cosine decay to ``min_learning_rate`` at the last epoch."""
+    """Linear warm-up, then cosine decay towards ``min_learning_rate``.
+
+    ``lr(e) = min + (base - min) * (1 + cos(pi * (e - warmup) / (epochs - warmup))) / 2``:
+    the last epoch still trains, at a small rate, and the rate would reach ``min`` one epoch
+    later.
+    """
 
     def __init__(self, base_learning_rate: float, epochs: int, min_learning_rate: float = 0.0,
                  warmup_epochs: int = 0, name: str = "cosine"):
@@ -54,7 +59,7 @@ class CosineSchedule(ConstantSchedule):
     def __call__(self, epoch: int, lr: float | None = None) -> float:
         if epoch < self.warmup_epochs:
             return self.base_learning_rate * (epoch + 1) / self.warmup_epochs
-        span = max(self.epochs - self.warmup_epochs - 1, 1)
+        span = max(self.epochs - self.warmup_epochs, 1)
         t = min((epoch - self.warmup_epochs) / span, 1.0)
         return self.min_learning_rate + 0.5 * (self.base_learning_rate - self.min_learning_rate) * (
             1.0 + math.cos(math.pi * t))

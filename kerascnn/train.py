@@ -17,7 +17,12 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from kerascnn.config import ConfigError, register_configs, validate
-from kerascnn.tracking.store import resolve_tracking_uri, runs_dir
+from kerascnn.tracking.store import (
+    PROJECT_ROOT,
+    default_tracking_uri,
+    resolve_tracking_uri,
+    runs_dir,
+)
 
 log = logging.getLogger("kerascnn.train")
 
@@ -98,7 +103,8 @@ def prepare(cfg: DictConfig) -> Job:
         raise ConfigError(f"downsample must be null for model {info.name} (it has no pooling "
                           f"stage to replace), got {downsample_name!r}")
     if downsample_name is None:
-        downsample_name = getattr(info, "default_downsample", None) or "default"
+        # The model's own choice; "none" for a model without a separate downsampling stage.
+        downsample_name = (info.default_downsample or "none") if info is not None else "default"
 
     try:
         arrays = load_arrays(conf.data.name, conf.data.path)
@@ -112,10 +118,13 @@ def prepare(cfg: DictConfig) -> Job:
 
     runtime = choose_runtime(conf.trainer.precision, conf.trainer.jit_compile)
     keras.utils.set_random_seed(conf.trainer.seed)
-    pipelines = make_pipelines(
-        arrays, image_size=image_size, batch_size=conf.trainer.batch_size,
-        val_split=conf.data.val_split, augment=conf.data.augment, seed=conf.trainer.seed,
-        normalize=conf.data.normalize, limit=conf.data.limit)
+    try:
+        pipelines = make_pipelines(
+            arrays, image_size=image_size, batch_size=conf.trainer.batch_size,
+            val_split=conf.data.val_split, augment=conf.data.augment, flip=conf.data.flip,
+            seed=conf.trainer.seed, normalize=conf.data.normalize, limit=conf.data.limit)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
     with runtime.scope(), dtype_policy(runtime.precision):
         try:
@@ -218,7 +227,7 @@ def train(cfg: DictConfig) -> float:
         mlflow.log_params(params)
         fit = job.model.fit(job.pipelines.train, validation_data=job.pipelines.val,
                             epochs=trainer.epochs, callbacks=_callbacks(job),
-                            verbose=trainer.verbose)
+                            shuffle=False, verbose=trainer.verbose)  # the pipeline shuffles
         test = job.model.evaluate(job.pipelines.test, return_dict=True, verbose=0)
         results = {"test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
                    "test_error": 1.0 - float(test["accuracy"])}
@@ -228,10 +237,12 @@ def train(cfg: DictConfig) -> float:
     print(f"{run.info.run_name}: test accuracy {results['test_accuracy']:.4f} "
           f"(test error {results['test_error']:.4f}, {job.model.count_params():,} parameters)")
     print(f"MLflow run {run.info.run_id} in {tracking_uri}")
+    if tracking_uri == default_tracking_uri():
+        print("See it in the MLflow UI: make ui, then open http://127.0.0.1:5000")
     return float(objective)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(PROJECT_ROOT / "conf"), config_name="config")
 def main(cfg: DictConfig) -> float:
     return train(cfg)
 

@@ -1,6 +1,164 @@
-PLACEHOLDER = True  # replaced by the real layer
+"""Global p-norm (generalized-mean, GeM) pooling over the spatial map."""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from kerascnn.layers import _pnorm
 
 
-class GlobalPNormPooling2D:
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("GlobalPNormPooling2D is not written yet")
+@keras.saving.register_keras_serializable(package="kerascnn")
+class GlobalPNormPooling2D(keras.layers.Layer):
+    """Global p-norm pooling for 2D spatial data (generalized-mean or GeM pooling).
+
+    For every channel of every sample the output is the mean-normalised p-norm of the whole
+    `height x width` map `y`:
+
+    `z = ((1 / (height * width)) * sum_{i, j} |y_ij| ** p) ** (1 / p)`
+
+    `p=1` gives the mean of `|y|` (global average pooling of non-negative maps), `p=inf`
+    exactly the maximum of `|y|` (global max pooling of non-negative maps); values in between
+    move from the mean towards the max.
+
+    With `trainable_p=True` every channel learns its own p, parameterised as
+    `p = 1 + softplus(rho)` so that it never drops below 1; `rho` (one weight per channel)
+    starts where `p` equals the given `p`. `p_values()` returns the current p per channel.
+
+    The computation is robust: each map is divided by its max-abs before the power when the
+    powers could overflow (always for `p > 4`), half-precision inputs (for example under the
+    `"mixed_float16"` dtype policy) are pooled in float32, and the gradient is finite
+    everywhere, including all-zero maps.
+
+    Args:
+        p: number >= 1, or `float("inf")` (also the string `"inf"`), the exponent. Defaults
+            to 3, the usual starting value of GeM pooling.
+        trainable_p: bool, learn one p per channel, starting from `p` (which must then be
+            finite).
+        keepdims: bool, keep the spatial axes with size 1 (as `GlobalAveragePooling2D`).
+        data_format: `"channels_last"` or `"channels_first"`; defaults to
+            `keras.config.image_data_format()`.
+        **kwargs: base layer keyword arguments, such as `name` and `dtype`.
+
+    Input shape:
+
+    - If `data_format="channels_last"`: 4D tensor `(batch_size, height, width, channels)`.
+    - If `data_format="channels_first"`: 4D tensor `(batch_size, channels, height, width)`.
+
+    Output shape:
+
+    - If `keepdims=False`: 2D tensor `(batch_size, channels)`.
+    - If `keepdims=True` and `data_format="channels_last"`:
+        4D tensor `(batch_size, 1, 1, channels)`.
+    - If `keepdims=True` and `data_format="channels_first"`:
+        4D tensor `(batch_size, channels, 1, 1)`.
+
+    Example:
+
+    >>> x = np.array([[1., 2.], [3., 4.]]).reshape(1, 2, 2, 1)
+    >>> GlobalPNormPooling2D(p=2)(x)  # sqrt((1 + 4 + 9 + 16) / 4)
+    <tf.Tensor: shape=(1, 1), dtype=float32, numpy=array([[2.738613]], dtype=float32)>
+    >>> layer = GlobalPNormPooling2D(p=3, trainable_p=True)
+    >>> layer(np.random.rand(8, 7, 7, 512).astype("float32")).shape
+    (8, 512)
+
+    Reference:
+
+    - [Radenović, Tolias and Chum, "Fine-tuning CNN Image Retrieval with No Human
+      Annotation", TPAMI 2018](https://arxiv.org/abs/1711.02512)
+    - [Gulcehre, Cho, Pascanu and Bengio, "Learned-Norm Pooling for Deep Feedforward and
+      Recurrent Neural Networks", ECML PKDD 2014](https://arxiv.org/abs/1311.1780)
+    """
+
+    def __init__(self, p=3.0, trainable_p=False, keepdims=False, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.trainable_p = _pnorm.standardize_trainable_p(trainable_p)
+        self.p = _pnorm.standardize_p(p, self.trainable_p)
+        if not isinstance(keepdims, bool | np.bool_):
+            raise ValueError(
+                f"Invalid value for argument `keepdims`. Expected a bool. "
+                f"Received: keepdims={keepdims!r}"
+            )
+        self.keepdims = bool(keepdims)
+        self.data_format = _pnorm.standardize_data_format(data_format)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+        self.rho = None
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"Layer {self.__class__.__name__} expects 4D inputs "
+                "(batch, height, width, channels) or (batch, channels, height, width). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        channel_axis = -1 if self.data_format == "channels_last" else 1
+        channels = input_shape[channel_axis]
+        if self.trainable_p:
+            if channels is None:
+                raise ValueError(
+                    "A learned p (trainable_p=True) needs a known number of channels. "
+                    f"Received: input_shape={tuple(input_shape)}"
+                )
+            self.rho = self.add_weight(
+                shape=(channels,),
+                initializer=keras.initializers.Constant(_pnorm.rho_for_p(self.p)),
+                name="rho",
+                autocast=False,
+            )
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={channel_axis: channels})
+
+    def p_values(self):
+        """The current p of every channel, as a NumPy array (float64) of shape `(channels,)`.
+
+        With a fixed p this is `p` repeated; the layer must be built.
+        """
+        if self.rho is not None:
+            return _pnorm.learned_p_values(ops.convert_to_numpy(self.rho))
+        if not self.built:
+            raise ValueError(
+                f"Layer {self.name} is not built yet; p_values() needs the number of channels."
+            )
+        channel_axis = -1 if self.data_format == "channels_last" else 1
+        return np.full((self.input_spec.axes[channel_axis],), self.p)
+
+    def call(self, inputs):
+        dtype = _pnorm.compute_dtype_for(inputs.dtype)
+        x = ops.cast(inputs, dtype)
+        spatial_axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        if math.isinf(self.p):
+            z = ops.max(ops.abs(x), axis=spatial_axes, keepdims=True)
+        else:
+            p = self.p
+            if self.trainable_p:
+                p = 1.0 + ops.softplus(ops.cast(self.rho, dtype))
+                if self.data_format == "channels_first":
+                    p = ops.reshape(p, (-1, 1, 1))
+            shape = ops.shape(x)
+            windows = _pnorm.GlobalWindows(
+                self.data_format, [shape[axis] for axis in spatial_axes], dtype
+            )
+            z = _pnorm.pnorm_mean(x, p, windows)
+        if not self.keepdims:
+            z = ops.squeeze(z, axis=spatial_axes)
+        return ops.cast(z, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        if self.data_format == "channels_last":
+            batch, channels = input_shape[0], input_shape[3]
+            return (batch, 1, 1, channels) if self.keepdims else (batch, channels)
+        batch, channels = input_shape[0], input_shape[1]
+        return (batch, channels, 1, 1) if self.keepdims else (batch, channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "p": _pnorm.p_to_config(self.p),
+                "trainable_p": self.trainable_p,
+                "keepdims": self.keepdims,
+                "data_format": self.data_format,
+            }
+        )
+        return config

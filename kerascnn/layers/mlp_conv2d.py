@@ -19,6 +19,11 @@ def _standardize_filters(filters):
     return tuple(int(f) for f in filters)
 
 
+def _copy(initializer):
+    """A new initializer with the same configuration (and seed, when one was given)."""
+    return initializer.__class__.from_config(initializer.get_config())
+
+
 @keras.saving.register_keras_serializable(package="kerascnn")
 class MLPConv2D(keras.layers.Layer):
     """Network-in-Network's mlpconv block: a `k x k` convolution followed by 1x1 convolutions.
@@ -138,8 +143,10 @@ class MLPConv2D(keras.layers.Layer):
                     data_format=self.data_format,
                     activation=self.activation,
                     use_bias=self.use_bias,
-                    kernel_initializer=self.kernel_initializer,
-                    bias_initializer=self.bias_initializer,
+                    # A copy per convolution: one unseeded initializer instance draws the same
+                    # values at every call, which would start equal-shaped kernels equal.
+                    kernel_initializer=_copy(self.kernel_initializer),
+                    bias_initializer=_copy(self.bias_initializer),
                     kernel_regularizer=self.kernel_regularizer,
                     bias_regularizer=self.bias_regularizer,
                     kernel_constraint=self.kernel_constraint,

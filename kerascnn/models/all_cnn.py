@@ -104,8 +104,8 @@ def apply_head(x, num_classes, *, kernel_initializer):
 
 
 def _stage_layers(base, variant):
-    """Per stage: the list of (kernel, filters, strides) convolutions, and the downsampling
-    filters (None for strided_cnn, whose last convolution downsamples)."""
+    """Per stage: the list of (kernel, filters, strides) convolutions and the stage's width
+    (96 or 192, the filters of an all_cnn downsampling convolution)."""
     stages = []
     for convs in _BASES[base]:
         filters = convs[-1][1]
@@ -298,6 +298,7 @@ def _make_builder(base, variant):
         min_size=_MIN_SIZE,
         description=description,
         pluggable_downsample=variant != "strided",
+        default_downsample={"strided": None, "all": "conv"}.get(variant, "max"),
     )(builder)
 
 

@@ -59,6 +59,7 @@ def scaled_tanh(x):
     input_shape=(28, 28, 1),
     min_size=12,
     description="Modern LeNet-5: ReLU, 'same' first conv, max pooling, dense 120-84 (MNIST).",
+    default_downsample="max",
 )
 def lenet5(input_shape=(28, 28, 1), num_classes=10, downsample=None):
     """Modern LeNet-5, the textbook variant used on MNIST.
@@ -122,6 +123,7 @@ def lenet5(input_shape=(28, 28, 1), num_classes=10, downsample=None):
     input_shape=(32, 32, 1),
     min_size=28,
     description="LeNet-5 as published (1998): scaled tanh, trainable subsampling, C3 table.",
+    default_downsample="subsample",
 )
 def lenet5_classic(input_shape=(32, 32, 1), num_classes=10, downsample=None):
     """LeNet-5 as published by LeCun et al. (1998).

@@ -76,6 +76,7 @@ def _build_nin(name, blocks, input_shape, num_classes, downsample, dropout, kern
     input_shape=(32, 32, 3),
     min_size=_MIN_SIZE,
     description="Network in Network (Lin et al. 2013), the authors' CIFAR-10 model.",
+    default_downsample="max",
 )
 def nin(
     input_shape=(32, 32, 3),
@@ -135,6 +136,7 @@ def nin(
     input_shape=(28, 28, 1),
     min_size=_MIN_SIZE,
     description="Network in Network (Lin et al. 2013), the authors' MNIST model.",
+    default_downsample="max",
 )
 def nin_mnist(
     input_shape=(28, 28, 1),

@@ -38,6 +38,9 @@ class ModelInfo:
         pluggable_downsample: whether the architecture has downsampling stages that a
             `downsample` spec can replace. When `False` the builder accepts only
             `downsample=None`.
+        default_downsample: the kind of downsampling the paper uses (`"max"`, `"conv"`,
+            `"subsample"`, ...), what `downsample=None` builds; `None` when there is no
+            separate downsampling stage.
     """
 
     name: str
@@ -46,13 +49,21 @@ class ModelInfo:
     min_size: int
     description: str
     pluggable_downsample: bool = True
+    default_downsample: str | None = None
 
 
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def register(name, input_shape, min_size, description="", pluggable_downsample=True):
+def register(
+    name,
+    input_shape,
+    min_size,
+    description="",
+    pluggable_downsample=True,
+    default_downsample=None,
+):
     """Decorator that registers an architecture builder under `name`.
 
     Args:
@@ -61,6 +72,7 @@ def register(name, input_shape, min_size, description="", pluggable_downsample=T
         min_size: the smallest square spatial size the architecture accepts.
         description: one line describing the architecture.
         pluggable_downsample: whether the builder takes a `downsample` spec.
+        default_downsample: the kind `downsample=None` builds (the paper's choice).
 
     Returns:
         A decorator that registers the builder and returns it unchanged.
@@ -87,6 +99,7 @@ def register(name, input_shape, min_size, description="", pluggable_downsample=T
             min_size=int(min_size),
             description=description,
             pluggable_downsample=bool(pluggable_downsample),
+            default_downsample=default_downsample,
         )
         return builder
 

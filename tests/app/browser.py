@@ -107,7 +107,8 @@ def mlflow_server(backend_uri: str, artifact_root: Path, log_path: Path,
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
-                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+                                     "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -23,7 +23,8 @@ CASES = {
     "unknown choice": (["downsample=median"], "Could not find 'downsample/median'"),
     "p below 1": (["downsample=pnorm", "downsample.p=0.5"],
                   "downsample.p must be >= 1 or inf, got 0.5"),
-    "p not a number": (["downsample=pnorm", "downsample.p=abc"], "downsample.p"),
+    "p not a number": (["downsample=pnorm", "downsample.p=abc"],
+                       "downsample.p must be >= 1 or inf, got 'abc'"),
     "epochs": (["trainer.epochs=0"], "trainer.epochs must be >= 1, got 0"),
     "batch size": (["trainer.batch_size=0"], "trainer.batch_size must be >= 1, got 0"),
     "learning rate": (["optimizer.learning_rate=0"],
@@ -39,7 +40,9 @@ def test_bad_setting_is_one_readable_line(case, store, tmp_path, monkeypatch, ca
     args, expected = CASES[case]
     bad = _write_bad_idx(tmp_path / "bad")
     args = [a.format(bad=bad) for a in args]
-    monkeypatch.setattr(sys, "argv", ["kerascnn.train", *args, *TINY])
+    # In-process, Hydra must not point the logging module at pytest's captured streams.
+    quiet = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
+    monkeypatch.setattr(sys, "argv", ["kerascnn.train", *TINY, *quiet, *args])
     with pytest.raises(SystemExit) as info:
         train_module.main()
     err = capsys.readouterr().err
@@ -57,7 +60,7 @@ def test_bad_setting_is_one_readable_line(case, store, tmp_path, monkeypatch, ca
 
 @pytest.mark.slow
 def test_real_command_line(tmp_path):
-    result = run_cli(["downsample=pnorm", "downsample.p=0.5", *TINY], tmp_path)
+    result = run_cli([*TINY, "downsample=pnorm", "downsample.p=0.5"], tmp_path)
     assert result.returncode != 0
     assert "downsample.p must be >= 1 or inf, got 0.5" in result.stderr
     assert "Traceback" not in result.stderr

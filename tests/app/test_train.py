@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from kerascnn import models
+from kerascnn.schedules import CosineSchedule
 from kerascnn.train import prepare, train
 from tests.app.conftest import TINY, all_runs, compose_config
 
@@ -35,7 +36,7 @@ def test_one_run_per_family_is_recorded(store, model, downsample):
 
     run = _only_run(store)
     assert run.info.status == "FINISHED"
-    expected_down = downsample or models.info(model).default_downsample
+    expected_down = downsample or models.info(model).default_downsample or "none"
     assert run.info.run_name == f"{model}-{expected_down}-digits"
     params = run.data.params
     assert params["model.name"] == model
@@ -59,8 +60,10 @@ def test_one_run_per_family_is_recorded(store, model, downsample):
     assert run.data.metrics["test_error"] == pytest.approx(1 - run.data.metrics["test_accuracy"])
     val = [m.value for m in client.get_metric_history(run.info.run_id, "val_accuracy")]
     assert objective == pytest.approx(max(val))
-    lr = client.get_metric_history(run.info.run_id, "learning_rate")
-    assert all(m.value == pytest.approx(0.002) for m in lr)
+    lr = sorted(client.get_metric_history(run.info.run_id, "learning_rate"), key=lambda m: m.step)
+    schedule = CosineSchedule(0.002, 2)  # the default schedule reaches the optimizer
+    assert [m.value for m in lr] == pytest.approx([schedule(0), schedule(1)], rel=1e-5)
+    assert schedule(1) < schedule(0)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "config")}
     assert artifacts == {"config/config.yaml", "config/overrides.yaml"}
     assert "model_summary.txt" in {a.path for a in client.list_artifacts(run.info.run_id)}

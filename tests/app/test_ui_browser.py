@@ -15,7 +15,6 @@ import json
 import math
 import re
 import shutil
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -34,7 +33,6 @@ TIMEOUT_MS = 60_000  # one CPU-starved machine renders the React app slowly
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     """Debian's ``/usr/bin/chromium``, installed with apt-get when missing (never skipped)."""
-    start = time.monotonic()
     try:
         seconds = ensure_chromium(timeout=600)
     except RuntimeError as err:
@@ -42,7 +40,7 @@ def chromium() -> Path:
                     "Install it (`apt-get install chromium`) or deselect the test on purpose "
                     "with -m 'not browser'.", pytrace=False)
     if seconds:
-        print(f"installed chromium in {time.monotonic() - start:.0f} s")
+        print(f"installed {CHROMIUM} with apt-get in {seconds:.0f} s")
     return CHROMIUM
 
 
@@ -76,8 +74,9 @@ def server(sweep, tmp_path) -> str:
 
 @pytest.fixture
 def page(chromium, tmp_path):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(chromium), headless=True,
                                      args=LAUNCH_ARGS)
@@ -118,6 +117,13 @@ def text_at(page, x: float, y: float) -> str:
         }""", [x, y])
 
 
+def row_text(page, label, x: float) -> str:
+    """The text in ``label``'s row at abscissa ``x`` (scrolled into view first)."""
+    label.scroll_into_view_if_needed()
+    _, y = center(label)
+    return text_at(page, x, y)
+
+
 def center(locator) -> tuple[float, float]:
     box = locator.bounding_box()
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -137,7 +143,7 @@ def fit_viewport(page) -> None:
     height = page.evaluate(
         "() => Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
     page.set_viewport_size({"width": VIEWPORT["width"],
-                            "height": int(min(max(height, VIEWPORT["height"]), 4000))})
+                            "height": int(min(max(height, VIEWPORT["height"]), 6000))})
     page.wait_for_timeout(1000)
 
 
@@ -199,8 +205,8 @@ def test_sweep_on_experiment_and_compare_pages(page, server, sweep, tmp_path):
         assert shown_param == child.data.params["downsample.name"], (
             f"{child.info.run_name}: downsample.name cell shows {shown_param!r}; see {shot}")
         shown_metric = text_at(page, metric_x, y)  # the table writes the stored number
-        assert math.isclose(float(shown_metric), child.data.metrics["val_accuracy"],
-                            rel_tol=1e-3), (
+        assert re.fullmatch(r"\d+(\.\d+)?", shown_metric) and math.isclose(
+            float(shown_metric), child.data.metrics["val_accuracy"], rel_tol=1e-3), (
             f"{child.info.run_name}: val_accuracy cell shows {shown_metric!r}, store has "
             f"{child.data.metrics['val_accuracy']}; see {shot}")
 
@@ -226,16 +232,15 @@ def test_sweep_on_experiment_and_compare_pages(page, server, sweep, tmp_path):
     expect(param_label).to_be_visible()
     expect(metric_label).to_be_visible()
     shot = keep_screenshot(page, tmp_path / "compare.png")
-    _, param_y = center(param_label)
-    _, metric_y = center(metric_label)
+    columns = {c.info.run_name: page.get_by_text(c.info.run_name, exact=True).bounding_box()["x"]
+               for c in sweep.children}  # each run's column starts where its name does
     for child in sweep.children:
-        name_box = page.get_by_text(child.info.run_name, exact=True).bounding_box()
-        x = name_box["x"] + 5  # the run's column
-        shown_param = text_at(page, x, param_y)
+        x = columns[child.info.run_name] + 5
+        shown_param = row_text(page, param_label, x)
         assert shown_param == child.data.params["downsample.name"], (
             f"{child.info.run_name}: parameter row shows {shown_param!r}; see {shot}")
         expected = ui_metric(child.data.metrics["val_accuracy"])
-        shown_metric = text_at(page, x, metric_y)
+        shown_metric = row_text(page, metric_label, x)
         assert shown_metric == expected, (
             f"{child.info.run_name}: val_accuracy row shows {shown_metric!r}, expected "
             f"{expected!r} from {child.data.metrics['val_accuracy']}; see {shot}")

@@ -312,3 +312,11 @@ def test_rejects_wrong_channel_count_after_build():
 def test_rejects_kernel_larger_than_input():
     with pytest.raises(ValueError, match="does not fit"):
         MLPConv2D([2], 5).build((None, 4, 4, 3))
+
+
+def test_sub_convolutions_of_equal_shape_start_different():
+    layer = MLPConv2D([4, 4, 4], 3)
+    layer.build((None, 8, 8, 4))
+    second, third = (keras.ops.convert_to_numpy(c.kernel) for c in layer.convs[1:])
+    assert second.shape == third.shape
+    assert not np.allclose(second, third)

@@ -248,3 +248,16 @@ def test_register_validates_its_arguments(scratch_registry):
         with pytest.raises(ValueError, match=f"argument `{argument}`"):
             models.register(**kwargs)
     assert "x" not in models.names()
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_default_downsample_names_what_none_builds(name):
+    model_info = models.info(name)
+    small = (model_info.min_size + 4, model_info.min_size + 4, model_info.input_shape[-1])
+    by_default = models.build(name, small, 10)
+    if model_info.default_downsample is None:
+        assert not model_info.pluggable_downsample
+        return
+    by_name = models.build(name, small, 10, downsample=model_info.default_downsample)
+    assert type(by_default.get_layer("down1")) is type(by_name.get_layer("down1"))
+    assert by_default.count_params() == by_name.count_params()
