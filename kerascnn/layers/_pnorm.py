@@ -26,14 +26,18 @@ import keras
 import numpy as np
 from keras import ops
 
-# Largest p for which powers are computed without rescaling (the result falls back to the
-# rescaled computation when they overflow). Float32 powers of magnitudes below
-# ``tiny ** (1 / p)`` (about 3e-10 for p = 4) underflow; such windows are treated as zero.
+# Up to this p one scale for the whole tensor is enough (powers of magnitudes below 3e-10 times
+# the max underflow in float32); above it every window is rescaled by its own max.
 FAST_P_MAX = 4.0
+# A learned p <= FAST_P_MAX takes powers directly while max|x| stays below this (1e24 for
+# p = 4: no overflow even when summed over 1e14 cells).
+_DIRECT_ABS_MAX = 1e6
 # Integer exponents up to this are computed by repeated multiplication.
 _MAX_INT_POWER = 64
 # Smallest value p - 1 starts from when p is learned (p = 1 exactly has rho = -inf).
 _MIN_LEARNED_EXCESS = 1e-6
+# Floor of log|x| (below the log of any nonzero float64), so that 0 * log(0) is 0.
+_LOG_FLOOR = -1e4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,89 +313,95 @@ def _sum_to_shape(t, shape):
     return t
 
 
-def _scale_by_window_max(a, windows):
-    """``(u, m)``: `a` divided by its window max (1 where the max is 0), and the max."""
-    m = windows.max(a)
-    u = windows.spread(a, 1.0 / _safe(m))
-    return u, m
+def _root(s, p):
+    """``s ** (1 / p)`` for ``s >= 0`` (exp/log: the backends' power op is slow on CPU)."""
+    return ops.exp(ops.log(s) / p)
 
 
-def _static_powers(x, u, p, scaled):
-    """``(up, make_t, fold)`` for a fixed p, with ``up = u ** p``.
+def _abs_max(x):
+    """``max |x|`` over the whole tensor (two reductions are cheaper than a pass for abs)."""
+    return ops.maximum(ops.max(x), -ops.min(x))
 
-    ``make_t()`` builds ``t`` with ``sign(x) * u ** (p - 1) == t / fold`` (`fold` is "r" for
-    ``1 / m``, "m" for the window max ``m`` or None), chosen so that ``t`` costs at most one
-    elementwise operation given ``up``.
+
+def _powers(x, u, p, x_scaled):
+    """``(up, t, fold)`` for a fixed p and ``u = |x| / c``, ``c > 0`` constant per window.
+
+    ``up = u ** p`` and ``sign(x) * u ** (p - 1) = t * fold`` with `fold` one of None, ``"1/c"``
+    and ``"c"``. With `x_scaled` the caller passes ``x / c`` as `x` (so ``c`` drops out).
+    Each form costs at most one elementwise operation beyond ``up``.
     """
     n = int(p) if p == int(p) and p <= _MAX_INT_POWER else None
     if n == 1:
-        return u, lambda: ops.sign(x), None
+        return u, ops.sign(x), None
     if n == 2:
-        return u * u if scaled else x * x, lambda: x, "r"
+        return (x * x, x, None) if x_scaled else (u * u, x, "1/c")
     if n == 3:
-        if scaled:
-            return u * u * u, lambda: x * u, "r"
-        t = x * u
-        return t * x, lambda: t, None
+        t = x * u  # sign(x) * u^2 (times c unless x is scaled)
+        return (t * x, t, None) if x_scaled else (u * u * u, t, "1/c")
     if n is None:
-        up = ops.power(u, p)
-    elif n % 2 == 0 and not scaled:
+        up = ops.exp(ops.log(u) * p)
+    elif n % 2 == 0 and x_scaled:
         up = _int_power(x * x, n // 2)
     else:
         up = _int_power(u, n)
-    return up, lambda: ops.divide_no_nan(up, x), "m"
+    return up, ops.divide_no_nan(up, x), None if x_scaled else "c"
 
 
-def _static_parts(x, a, p, windows, scaled, fast_parts=None):
-    """Forward value and gradient factors for a fixed p.
+def _static_tensor_scaled(x, p, windows):
+    """``(z, t, f)`` for a fixed p <= FAST_P_MAX, with `x` divided by its max-abs.
 
-    Returns ``(z, t, f)`` with ``z`` the pooled p-norm and ``dz/dx = spread(t, g * f)`` for an
-    upstream gradient ``g``. With `scaled`, every window is divided by its max first.
-    `fast_parts` are the already computed ``(up, make_t, fold, s)`` of the unscaled case.
+    ``z`` is the pooled p-norm and ``dz/dx = spread(t, g * f)`` for an upstream gradient
+    ``g``. One scale for the whole tensor is enough: no power exceeds 1 and, for p <= 4, only
+    magnitudes below 3e-10 times the max underflow.
     """
-    m = None
-    if fast_parts is not None:
-        up, make_t, fold, s = fast_parts
-    else:
-        u, m = _scale_by_window_max(a, windows) if scaled else (a, None)
-        up, make_t, fold = _static_powers(x, u, p, scaled)
-        s = windows.mean(up)
-    z = ops.power(s, 1.0 / p)
-    f = ops.power(_safe(s), (1.0 - p) / p) / windows.count
-    if m is not None:
-        z = z * m
-        if fold == "r":
-            f = f / _safe(m)
-        elif fold == "m":
-            f = f * m
-    return z, make_t(), f
+    mx = _abs_max(x)
+    xc = x * (1.0 / _safe(mx))
+    up, t, _ = _powers(xc, ops.abs(xc), p, x_scaled=True)
+    s = windows.mean(up)
+    zh = _root(s, p)
+    # dz/du_r = S^(1/p - 1) * u_r^(p - 1) / |R| for S = mean(u^p).
+    return zh * mx, t, zh / (_safe(s) * windows.count)
 
 
-def _learned_parts(x, a, p, windows, scaled, fast_parts=None):
-    """Like `_static_parts` for a p tensor; also returns ``d = dz/dp`` per window."""
-    m = None
-    if fast_parts is not None:
-        u, up, s = fast_parts
-    else:
-        u, m = _scale_by_window_max(a, windows) if scaled else (a, None)
-        up = ops.power(u, p)
-        s = windows.mean(up)
+def _static_window_scaled(x, p, windows):
+    """``(z, t, f)`` as `_static_tensor_scaled`, with every window divided by its max-abs."""
+    a = ops.abs(x)
+    m = windows.max(a)
+    m_safe = _safe(m)
+    u = windows.spread(a, 1.0 / m_safe)
+    up, t, fold = _powers(x, u, p, x_scaled=False)
+    s = windows.mean(up)
+    zh = _root(s, p)
+    f = zh / (_safe(s) * windows.count)
+    if fold == "1/c":
+        f = f / m_safe
+    elif fold == "c":
+        f = f * m_safe
+    return zh * m, t, f
+
+
+def _learned_parts(x, p, windows, scaled):
+    """``(z, t, f, d)`` for a p tensor, ``d = dz/dp`` per window; see `_static_tensor_scaled`.
+
+    With `scaled`, every window is divided by its max-abs; otherwise the powers are taken
+    directly (the caller checked that they cannot overflow).
+    """
+    a = ops.abs(x)
+    if scaled:
+        m = _safe(windows.max(a))
+        a = windows.spread(a, 1.0 / m)
+    # The log is floored so that u^p * log(u) is 0, not NaN, where u is 0.
+    log_u = ops.maximum(ops.log(a), _LOG_FLOOR)
+    up = ops.exp(log_u * p)
+    s = windows.mean(up)
     s_safe = _safe(s)
-    z = ops.power(s, 1.0 / p)
-    f = ops.power(s_safe, (1.0 - p) / p) / windows.count
-    if m is not None:
-        z = z * m
-        f = f * m
-    # d/dp of m * S^(1/p), S = mean(u^p): z * (mean(u^p log u) / (p S) - log(S) / p^2).
-    tiny = float(np.finfo(keras.backend.standardize_dtype(u.dtype)).tiny)
-    q = windows.mean(up * ops.log(ops.maximum(u, tiny)))  # up * log(u), 0 where u == 0
-    d = z * (q / (p * s_safe) - ops.log(s_safe) / (p * p))
+    z = _root(s, p)
+    f = z / (s_safe * windows.count)
+    # d/dp of S^(1/p), S = mean(u^p): S^(1/p) * (mean(u^p log u) / (p S) - log(S) / p^2).
+    d = z * (windows.mean(up * log_u) / s_safe - ops.log(s_safe) / p) / p
+    if scaled:
+        z, f, d = z * m, f * m, d * m
     return z, ops.divide_no_nan(up, x), f, d
-
-
-def _fits(s):
-    """True where no power overflowed (the pooled values are finite)."""
-    return ops.max(s) < float("inf")
 
 
 def _grad_fn(windows, t, f, d=None, p_shape=None):
@@ -420,20 +430,11 @@ def pnorm_mean(x, p, windows):
     """
     if isinstance(p, numbers.Real):
         p = float(p)
+        parts = _static_tensor_scaled if p <= FAST_P_MAX else _static_window_scaled
 
         @ops.custom_gradient
         def static_pnorm(x):
-            a = ops.abs(x)
-            if p > FAST_P_MAX:
-                z, t, f = _static_parts(x, a, p, windows, scaled=True)
-            else:
-                up, make_t, fold = _static_powers(x, a, p, scaled=False)
-                s = windows.mean(up)
-                z, t, f = ops.cond(
-                    _fits(s),
-                    lambda: _static_parts(x, a, p, windows, False, (up, make_t, fold, s)),
-                    lambda: _static_parts(x, a, p, windows, scaled=True),
-                )
+            z, t, f = parts(x, p, windows)
             return z, _grad_fn(windows, t, f)
 
         return static_pnorm(x)
@@ -442,14 +443,13 @@ def pnorm_mean(x, p, windows):
 
     @ops.custom_gradient
     def learned_pnorm(x, p):
-        a = ops.abs(x)
-        up = ops.power(a, p)
-        s = windows.mean(up)
-        fits = ops.logical_and(_fits(s), ops.max(p) <= FAST_P_MAX)
+        # Direct powers while they cannot overflow and p is small enough that only
+        # negligible magnitudes underflow; otherwise rescale every window.
+        direct = ops.logical_and(ops.max(p) <= FAST_P_MAX, _abs_max(x) <= _DIRECT_ABS_MAX)
         z, t, f, d = ops.cond(
-            fits,
-            lambda: _learned_parts(x, a, p, windows, False, (a, up, s)),
-            lambda: _learned_parts(x, a, p, windows, scaled=True),
+            direct,
+            lambda: _learned_parts(x, p, windows, scaled=False),
+            lambda: _learned_parts(x, p, windows, scaled=True),
         )
         return z, _grad_fn(windows, t, f, d, p_shape)
 

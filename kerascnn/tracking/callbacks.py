@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import keras
+import mlflow
 import mlflow.keras
 
 
@@ -37,9 +38,16 @@ class ThroughputCallback(keras.callbacks.Callback):
 class EpochMetricsCallback(mlflow.keras.MlflowCallback):
     """MLflow's Keras callback, logging once per epoch (step = epoch index from 0).
 
-    Validation results already arrive in the epoch logs as ``val_*``; the parent class would
-    log them a second time, without a step, as ``validation_*`` whenever validation ends.
+    Two of the parent's habits are left out: validation results already arrive in the epoch
+    logs as ``val_*`` (the parent would log them again, without a step, as ``validation_*``),
+    and the optimizer's settings are already parameters (``optimizer.*``, from the config; the
+    parent would add ``optimizer_*`` copies). The model summary is logged as the parent does.
     """
+
+    def on_train_begin(self, logs=None):
+        lines = []
+        self.model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+        mlflow.log_text("\n".join(lines), artifact_file="model_summary.txt")
 
     def on_test_end(self, logs=None):
         return None

@@ -108,20 +108,26 @@ class MlflowSweepCallback(Callback):
             "hydra.sweeper": str(config.hydra.sweeper.get("_target_", "")),
         })
         self._parent, self._uri = run.info.run_id, uri
-        for override in OverridesParser.create().parse_overrides(overrides):
-            client.log_param(self._parent, override.get_key_element()[:250],
-                             override.get_value_element_as_str()[:6000])
+        for override in overrides:  # as typed: "downsample=max,pnorm,conv"
+            key, _, value = override.partition("=")
+            client.log_param(self._parent, key.lstrip("+~")[:250], value[:6000])
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / SWEEP_FILE).write_text(json.dumps({
             "parent_run_id": self._parent, "tracking_uri": uri,
             "swept_keys": _swept_keys(config)}))
-        atexit.register(self._end_parent, "KILLED")
+        atexit.register(self._end_parent, None)
         log.info("MLflow parent run %s (%s) in %s", self._parent, name, uri)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._end_parent("FINISHED")
 
-    def _end_parent(self, status: str) -> None:
+    def _end_parent(self, status: str | None) -> None:
+        """Summarise the children on the parent and end it.
+
+        ``status=None`` (at exit, when the multirun did not end normally): FAILED when every
+        job ended and some failed (Hydra's sweepers stop with the first failed job's error
+        after running them all), else KILLED (interrupted).
+        """
         if self._parent is None:
             return
         parent, self._parent = self._parent, None
@@ -145,6 +151,9 @@ class MlflowSweepCallback(Callback):
             for key in ("test_accuracy", "test_error"):
                 if key in best.data.metrics:
                     client.log_metric(parent, f"best_{key}", best.data.metrics[key])
+        if status is None:
+            ended = "RUNNING" not in counts and "KILLED" not in counts
+            status = "FAILED" if ended and counts.get("FAILED") else "KILLED"
         client.set_terminated(parent, status)
 
     # -- each job (in the launcher's process) -------------------------------------------

@@ -113,13 +113,39 @@ def text_at(page, x: float, y: float) -> str:
         """([x, y]) => {
             const e = document.elementFromPoint(x, y);
             if (!e) return "";
-            return (e.closest("[role=gridcell]") || e).innerText.trim();
+            const cell = e.closest("[role=gridcell]") || e;
+            return (cell.innerText ?? cell.textContent ?? "").trim();
         }""", [x, y])
 
 
-def row_text(page, label, x: float) -> str:
-    """The text in ``label``'s row at abscissa ``x`` (scrolled into view first)."""
+def scroll_to_row(page, label) -> None:
+    """Bring ``label``'s row on screen, with the cells beside it.
+
+    The compare page's metrics are two virtualized grids side by side (keys, values) that
+    MLflow 3.17 does not keep in step when one is scrolled: both are scrolled to the same
+    offset here, which is what the page means to show.
+    """
     label.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    label.evaluate(
+        """(label) => {
+            const grid = label.closest(".ReactVirtualized__Grid");
+            if (!grid) return;
+            const top = grid.getBoundingClientRect().top;
+            const offset = label.getBoundingClientRect().top - top + grid.scrollTop;
+            const scroll = Math.max(0, offset - grid.clientHeight / 2);
+            for (const g of document.querySelectorAll(".ReactVirtualized__Grid")) {
+                if (Math.abs(g.getBoundingClientRect().top - top) < 1) g.scrollTop = scroll;
+            }
+        }""")
+    page.wait_for_timeout(500)
+    x, y = center(label)
+    assert label.evaluate("(e, [x, y]) => e.contains(document.elementFromPoint(x, y))",
+                          [x, y]), f"{label} is not on screen"
+
+
+def row_text(page, label, x: float) -> str:
+    """The text in ``label``'s row at abscissa ``x``."""
     _, y = center(label)
     return text_at(page, x, y)
 
@@ -176,14 +202,18 @@ def open_experiment(page, url: str, sweep) -> None:
     for title in ("Dataset", "Source", "Models", "downsample.name", "val_accuracy"):
         page.get_by_title(title, exact=True).click()  # hide three, show two
     page.keyboard.press("Escape")
-    # Widen the run-name column by dragging its right edge, so full names show.
-    header = page.get_by_role("columnheader", name="Run Name").first
-    box = header.bounding_box()
-    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] + 150, box["y"] + box["height"] / 2, steps=10)
-    page.mouse.up()
+    # Widen columns by dragging their right edges, so that full names and numbers show.
+    for column, extra in (("Run Name", 120), ("val_accuracy", 100), ("downsample.name", 50)):
+        widen(page, page.get_by_role("columnheader", name=column).first, extra)
 
+
+def widen(page, header, extra: float) -> None:
+    box = header.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] - 2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] + extra, y, steps=10)
+    page.mouse.up()
 
 def test_sweep_on_experiment_and_compare_pages(page, server, sweep, tmp_path):
     from playwright.sync_api import expect
@@ -231,15 +261,20 @@ def test_sweep_on_experiment_and_compare_pages(page, server, sweep, tmp_path):
     metric_label = below(page.get_by_text("val_accuracy", exact=True), names_y)
     expect(param_label).to_be_visible()
     expect(metric_label).to_be_visible()
+    scroll_to_row(page, param_label)
+    scroll_to_row(page, metric_label)
+    fit_viewport(page)
     shot = keep_screenshot(page, tmp_path / "compare.png")
     columns = {c.info.run_name: page.get_by_text(c.info.run_name, exact=True).bounding_box()["x"]
                for c in sweep.children}  # each run's column starts where its name does
     for child in sweep.children:
         x = columns[child.info.run_name] + 5
+        scroll_to_row(page, param_label)
         shown_param = row_text(page, param_label, x)
         assert shown_param == child.data.params["downsample.name"], (
             f"{child.info.run_name}: parameter row shows {shown_param!r}; see {shot}")
         expected = ui_metric(child.data.metrics["val_accuracy"])
+        scroll_to_row(page, metric_label)
         shown_metric = row_text(page, metric_label, x)
         assert shown_metric == expected, (
             f"{child.info.run_name}: val_accuracy row shows {shown_metric!r}, expected "

@@ -1,0 +1,101 @@
+"""Hydra multiruns as MLflow parent and child runs, with the basic, joblib and submitit-local
+launchers and the Optuna sweeper, each run as a real command line."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+
+from tests.app.conftest import TINY, all_runs, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _family(runs_dir):
+    runs = all_runs(f"sqlite:///{runs_dir / 'mlflow.db'}")
+    parents = [r for r in runs if r.data.tags.get("sweep") == "parent"]
+    assert len(parents) == 1, [r.info.run_name for r in runs]
+    parent = parents[0]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == len(runs) - 1  # nothing outside the family
+    return parent, sorted(children, key=lambda r: r.info.run_name)
+
+
+def _check_finished_family(runs_dir, names):
+    parent, children = _family(runs_dir)
+    assert [c.info.run_name for c in children] == names
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert parent.info.status == "FINISHED"
+    metrics = parent.data.metrics
+    assert (metrics["num_children"], metrics["num_finished"], metrics["num_failed"]) == (
+        len(names), len(names), 0)
+    best = max(children, key=lambda c: c.data.metrics["val_accuracy"])
+    assert metrics["best_val_accuracy"] == best.data.metrics["val_accuracy"]
+    assert parent.data.tags["best_run_id"] in {c.info.run_id for c in children}
+    return parent, children
+
+
+def test_basic_launcher_and_compare(tmp_path, capsys):
+    from kerascnn.compare import main
+
+    result = run_cli(["-m", "downsample=max,pnorm", *TINY], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = _check_finished_family(tmp_path, ["downsample=max", "downsample=pnorm"])
+    assert parent.data.params["downsample"] == "max,pnorm"  # the sweep's overrides
+    assert [c.data.params["downsample.name"] for c in children] == ["max", "pnorm"]
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    main(["--tracking-uri", uri, "--parent", parent.info.run_id,
+          "--output", str(tmp_path / "cmp.png")])
+    out = capsys.readouterr().out
+    assert "downsample=max" in out and "downsample=pnorm" in out
+    assert (tmp_path / "cmp.png").stat().st_size > 5000
+    logged = mlflow.MlflowClient(uri).list_artifacts(parent.info.run_id, "comparison")
+    assert len(logged) == 1
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_on_one_store(tmp_path):
+    result = run_cli(["-m", "downsample=max,conv", "hydra/launcher=joblib",
+                      "hydra.launcher.n_jobs=2", *TINY], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = _check_finished_family(tmp_path, ["downsample=conv", "downsample=max"])
+    assert parent.data.tags["hydra.launcher"].endswith("JoblibLauncher")
+    first, second = sorted(children, key=lambda c: c.info.start_time)
+    assert second.info.start_time < first.info.end_time  # the two jobs overlapped in time
+
+
+def test_a_failing_job_is_a_failed_child_and_the_sweep_goes_on(tmp_path):
+    result = run_cli(["-m", "downsample=pnorm", "downsample.p=0.5,3", *TINY], tmp_path)
+    assert result.returncode != 0  # Hydra reports the failed job at the end
+    assert "downsample.p must be >= 1 or inf, got 0.5" in result.stderr
+    parent, children = _family(tmp_path)
+    by_name = {c.info.run_name: c for c in children}
+    assert by_name["downsample.p=0.5"].info.status == "FAILED"
+    assert "downsample.p must be >= 1" in by_name["downsample.p=0.5"].data.tags["error"]
+    assert by_name["downsample.p=3"].info.status == "FINISHED"
+    assert parent.data.metrics["num_failed"] == 1
+    assert parent.data.metrics["num_finished"] == 1
+    assert parent.info.status == "FAILED"
+    assert all(r.info.status != "RUNNING" for r in [parent, *children])
+
+
+def test_optuna_search_with_three_trials(tmp_path):
+    result = run_cli(["hparams_search=optuna", "hydra.sweeper.n_trials=3", *TINY], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = _family(tmp_path)
+    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
+    assert parent.data.tags["hydra.sweeper"].endswith("OptunaSweeper")
+    lrs = {float(c.data.params["optimizer.learning_rate"]) for c in children}
+    assert len(lrs) == 3 and all(1e-4 <= lr <= 0.03 for lr in lrs)
+    # the sweeper received the objective: its best value is the best child's val_accuracy
+    results = list((tmp_path / "multirun").rglob("optimization_results.yaml"))
+    assert len(results) == 1
+    best_value = float(results[0].read_text().split("best_value:")[1].split()[0])
+    assert best_value == pytest.approx(max(c.data.metrics["val_accuracy"] for c in children))
+
+
+def test_submitit_local_launcher(tmp_path):
+    result = run_cli(["-m", "downsample=max,mean", "hydra/launcher=submitit_local",
+                      "hydra.launcher.timeout_min=10", *TINY], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _check_finished_family(tmp_path, ["downsample=max", "downsample=mean"])
