@@ -29,9 +29,10 @@ from keras import ops
 # Up to this p one scale for the whole tensor is enough (powers of magnitudes below 3e-10 times
 # the max underflow in float32); above it every window is rescaled by its own max.
 FAST_P_MAX = 4.0
-# A learned p <= FAST_P_MAX takes powers directly while max|x| stays below this (1e24 for
-# p = 4: no overflow even when summed over 1e14 cells).
-_DIRECT_ABS_MAX = 1e6
+# A learned p <= FAST_P_MAX takes powers without rescaling while max|x| lies in this range:
+# max^p <= 1e24 cannot overflow float32 even summed over 1e14 cells, and max^p >= 1e-12 keeps
+# every window whose max is above 3e-7 times the tensor max clear of underflow.
+_DIRECT_ABS_RANGE = (1e-3, 1e6)
 # Integer exponents up to this are computed by repeated multiplication.
 _MAX_INT_POWER = 64
 # Smallest value p - 1 starts from when p is learned (p = 1 exactly has rho = -inf).
@@ -148,6 +149,84 @@ def compute_dtype_for(dtype):
     """Half-precision inputs are pooled in float32; other float types in their own type."""
     dtype = keras.backend.standardize_dtype(dtype)
     return "float32" if dtype in ("float16", "bfloat16") else dtype
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared layer logic
+# ---------------------------------------------------------------------------------------------
+
+
+class PNormPoolingBase(keras.layers.Layer):
+    """Base of the p-norm pooling layers: the exponent, the learned p and the data format.
+
+    Subclasses implement `call` (with `p_for_call`), `compute_output_shape` and extend
+    `get_config`.
+    """
+
+    def __init__(self, p, trainable_p, data_format, **kwargs):
+        super().__init__(**kwargs)
+        self.trainable_p = standardize_trainable_p(trainable_p)
+        self.p = standardize_p(p, self.trainable_p)
+        self.data_format = standardize_data_format(data_format)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+        self.rho = None
+
+    @property
+    def _channel_axis(self):
+        return -1 if self.data_format == "channels_last" else 1
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"Layer {self.__class__.__name__} expects 4D inputs "
+                "(batch, height, width, channels) or (batch, channels, height, width). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        channels = input_shape[self._channel_axis]
+        if self.trainable_p:
+            if channels is None:
+                raise ValueError(
+                    "A learned p (trainable_p=True) needs a known number of channels. "
+                    f"Received: input_shape={tuple(input_shape)}"
+                )
+            self.rho = self.add_weight(
+                shape=(channels,),
+                initializer=keras.initializers.Constant(rho_for_p(self.p)),
+                name="rho",
+                autocast=False,
+            )
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={self._channel_axis: channels})
+
+    def p_values(self):
+        """The current p of every channel, as a NumPy array (float64) of shape `(channels,)`.
+
+        With a fixed p this is `p` repeated. The layer must be built.
+        """
+        if not self.built:
+            raise ValueError(
+                f"Layer {self.name} is not built yet; p_values() needs the number of channels."
+            )
+        if self.rho is not None:
+            return learned_p_values(ops.convert_to_numpy(self.rho))
+        return np.full((self.input_spec.axes[self._channel_axis],), self.p)
+
+    def p_for_call(self, dtype):
+        """The fixed p (a float), or the learned p as a tensor that broadcasts per channel."""
+        if self.rho is None:
+            return self.p
+        p = 1.0 + ops.softplus(ops.cast(self.rho, dtype))
+        return p if self.data_format == "channels_last" else ops.reshape(p, (-1, 1, 1))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "p": p_to_config(self.p),
+                "trainable_p": self.trainable_p,
+                "data_format": self.data_format,
+            }
+        )
+        return config
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,7 +524,11 @@ def pnorm_mean(x, p, windows):
     def learned_pnorm(x, p):
         # Direct powers while they cannot overflow and p is small enough that only
         # negligible magnitudes underflow; otherwise rescale every window.
-        direct = ops.logical_and(ops.max(p) <= FAST_P_MAX, _abs_max(x) <= _DIRECT_ABS_MAX)
+        abs_max = _abs_max(x)
+        direct = ops.logical_and(
+            ops.max(p) <= FAST_P_MAX,
+            ops.logical_and(abs_max >= _DIRECT_ABS_RANGE[0], abs_max <= _DIRECT_ABS_RANGE[1]),
+        )
         z, t, f, d = ops.cond(
             direct,
             lambda: _learned_parts(x, p, windows, scaled=False),

@@ -10,7 +10,7 @@ from kerascnn.layers import _pnorm
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
-class GlobalPNormPooling2D(keras.layers.Layer):
+class GlobalPNormPooling2D(_pnorm.PNormPoolingBase):
     """Global p-norm pooling for 2D spatial data (generalized-mean or GeM pooling).
 
     For every channel of every sample the output is the mean-normalised p-norm of the whole
@@ -72,55 +72,13 @@ class GlobalPNormPooling2D(keras.layers.Layer):
     """
 
     def __init__(self, p=3.0, trainable_p=False, keepdims=False, data_format=None, **kwargs):
-        super().__init__(**kwargs)
-        self.trainable_p = _pnorm.standardize_trainable_p(trainable_p)
-        self.p = _pnorm.standardize_p(p, self.trainable_p)
+        super().__init__(p=p, trainable_p=trainable_p, data_format=data_format, **kwargs)
         if not isinstance(keepdims, bool | np.bool_):
             raise ValueError(
-                f"Invalid value for argument `keepdims`. Expected a bool. "
+                "Invalid value for argument `keepdims`. Expected a bool. "
                 f"Received: keepdims={keepdims!r}"
             )
         self.keepdims = bool(keepdims)
-        self.data_format = _pnorm.standardize_data_format(data_format)
-        self.input_spec = keras.layers.InputSpec(ndim=4)
-        self.rho = None
-
-    def build(self, input_shape):
-        if len(input_shape) != 4:
-            raise ValueError(
-                f"Layer {self.__class__.__name__} expects 4D inputs "
-                "(batch, height, width, channels) or (batch, channels, height, width). "
-                f"Received: input_shape={tuple(input_shape)}"
-            )
-        channel_axis = -1 if self.data_format == "channels_last" else 1
-        channels = input_shape[channel_axis]
-        if self.trainable_p:
-            if channels is None:
-                raise ValueError(
-                    "A learned p (trainable_p=True) needs a known number of channels. "
-                    f"Received: input_shape={tuple(input_shape)}"
-                )
-            self.rho = self.add_weight(
-                shape=(channels,),
-                initializer=keras.initializers.Constant(_pnorm.rho_for_p(self.p)),
-                name="rho",
-                autocast=False,
-            )
-        self.input_spec = keras.layers.InputSpec(ndim=4, axes={channel_axis: channels})
-
-    def p_values(self):
-        """The current p of every channel, as a NumPy array (float64) of shape `(channels,)`.
-
-        With a fixed p this is `p` repeated; the layer must be built.
-        """
-        if self.rho is not None:
-            return _pnorm.learned_p_values(ops.convert_to_numpy(self.rho))
-        if not self.built:
-            raise ValueError(
-                f"Layer {self.name} is not built yet; p_values() needs the number of channels."
-            )
-        channel_axis = -1 if self.data_format == "channels_last" else 1
-        return np.full((self.input_spec.axes[channel_axis],), self.p)
 
     def call(self, inputs):
         dtype = _pnorm.compute_dtype_for(inputs.dtype)
@@ -129,11 +87,7 @@ class GlobalPNormPooling2D(keras.layers.Layer):
         if math.isinf(self.p):
             z = ops.max(ops.abs(x), axis=spatial_axes, keepdims=True)
         else:
-            p = self.p
-            if self.trainable_p:
-                p = 1.0 + ops.softplus(ops.cast(self.rho, dtype))
-                if self.data_format == "channels_first":
-                    p = ops.reshape(p, (-1, 1, 1))
+            p = self.p_for_call(dtype)
             shape = ops.shape(x)
             windows = _pnorm.GlobalWindows(
                 self.data_format, [shape[axis] for axis in spatial_axes], dtype
@@ -153,12 +107,5 @@ class GlobalPNormPooling2D(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "p": _pnorm.p_to_config(self.p),
-                "trainable_p": self.trainable_p,
-                "keepdims": self.keepdims,
-                "data_format": self.data_format,
-            }
-        )
+        config.update({"keepdims": self.keepdims})
         return config

@@ -3,7 +3,6 @@
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
 from kerascnn.layers import _pnorm
@@ -18,7 +17,7 @@ def _pooled_size(size, pool, stride, padding):
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
-class PNormPooling2D(keras.layers.Layer):
+class PNormPooling2D(_pnorm.PNormPoolingBase):
     """P-norm pooling for 2D spatial data: the mean-normalised p-norm of every window.
 
     For every window `R` of the input `y`, the output is
@@ -103,74 +102,26 @@ class PNormPooling2D(keras.layers.Layer):
         data_format=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(p=p, trainable_p=trainable_p, data_format=data_format, **kwargs)
         self.pool_size = _pnorm.standardize_pair(pool_size, "pool_size")
         self.strides = (
             self.pool_size if strides is None else _pnorm.standardize_pair(strides, "strides")
         )
         self.padding = _pnorm.standardize_choice(padding, "padding", ("valid", "same"))
-        self.trainable_p = _pnorm.standardize_trainable_p(trainable_p)
-        self.p = _pnorm.standardize_p(p, self.trainable_p)
         self.reduction = _pnorm.standardize_choice(reduction, "reduction", ("mean", "sum"))
-        self.data_format = _pnorm.standardize_data_format(data_format)
-        self.input_spec = keras.layers.InputSpec(ndim=4)
-        self.rho = None
-
-    def build(self, input_shape):
-        if len(input_shape) != 4:
-            raise ValueError(
-                f"Layer {self.__class__.__name__} expects 4D inputs "
-                "(batch, height, width, channels) or (batch, channels, height, width). "
-                f"Received: input_shape={tuple(input_shape)}"
-            )
-        channel_axis = -1 if self.data_format == "channels_last" else 1
-        channels = input_shape[channel_axis]
-        if self.trainable_p:
-            if channels is None:
-                raise ValueError(
-                    "A learned p (trainable_p=True) needs a known number of channels. "
-                    f"Received: input_shape={tuple(input_shape)}"
-                )
-            self.rho = self.add_weight(
-                shape=(channels,),
-                initializer=keras.initializers.Constant(_pnorm.rho_for_p(self.p)),
-                name="rho",
-                autocast=False,
-            )
-        self.input_spec = keras.layers.InputSpec(ndim=4, axes={channel_axis: channels})
-
-    def p_values(self):
-        """The current p of every channel, as a NumPy array (float64) of shape `(channels,)`.
-
-        With a fixed p this is `p` repeated; the layer must be built.
-        """
-        if self.rho is not None:
-            return _pnorm.learned_p_values(ops.convert_to_numpy(self.rho))
-        if not self.built:
-            raise ValueError(
-                f"Layer {self.name} is not built yet; p_values() needs the number of channels."
-            )
-        channel_axis = -1 if self.data_format == "channels_last" else 1
-        channels = self.input_spec.axes[channel_axis]
-        return np.full((channels,), self.p)
-
-    def _p_tensor(self, dtype):
-        p = 1.0 + ops.softplus(ops.cast(self.rho, dtype))
-        return p if self.data_format == "channels_last" else ops.reshape(p, (-1, 1, 1))
 
     def call(self, inputs):
         dtype = _pnorm.compute_dtype_for(inputs.dtype)
         x = ops.cast(inputs, dtype)
         if math.isinf(self.p):
-            z = ops.max_pool(ops.abs(x), self.pool_size, self.strides, self.padding,
-                             self.data_format)
+            z = ops.max_pool(
+                ops.abs(x), self.pool_size, self.strides, self.padding, self.data_format
+            )
             return ops.cast(z, inputs.dtype)
-        p = self.p
-        if self.trainable_p:
-            p = self._p_tensor(dtype)
+        p = self.p_for_call(dtype)
         z, count = self._pool(x, p, dtype)
         if self.reduction == "sum":
-            z = z * ops.power(count, 1.0 / p)
+            z = z * ops.exp(ops.log(count) / p)
         return ops.cast(z, inputs.dtype)
 
     def _pool(self, x, p, dtype):
@@ -182,13 +133,16 @@ class PNormPooling2D(keras.layers.Layer):
         if blocks and self.padding == "same":
             blocks = all(size % k == 0 for size, k in zip(spatial, self.pool_size, strict=True))
         if blocks:
+            # Non-overlapping windows tiling the (cropped) map.
             (kh, kw), (height, width) = self.pool_size, spatial
             height, width = height - height % kh, width - width % kw
             if (height, width) != tuple(spatial):
                 x = x[:, :height, :width, :] if channels_last else x[:, :, :height, :width]
             windows = _pnorm.BlockWindows(self.pool_size, self.data_format, (height, width))
-            return _pnorm.pnorm_mean(x, p, windows), float(windows.count)
-        # General windows: gather them into an explicit axis (channels_last).
+            return _pnorm.pnorm_mean(x, p, windows), ops.convert_to_tensor(
+                float(windows.count), dtype
+            )
+        # Any other geometry: gather the windows into an explicit axis (channels_last).
         if not channels_last:
             x = ops.transpose(x, (0, 2, 3, 1))
             if not isinstance(p, float):
@@ -197,11 +151,10 @@ class PNormPooling2D(keras.layers.Layer):
             x, self.pool_size, self.strides, self.padding, dtype
         )
         z = _pnorm.pnorm_mean(patches, p, _pnorm.PatchWindows(count))
-        if isinstance(count, int):
-            count = float(count)
+        count = ops.convert_to_tensor(count, dtype)
         if not channels_last:
             z = ops.transpose(z, (0, 3, 1, 2))
-            if not isinstance(count, float):
+            if len(count.shape):
                 count = ops.transpose(count, (0, 3, 1, 2))
         return z, count
 
@@ -224,10 +177,7 @@ class PNormPooling2D(keras.layers.Layer):
                 "pool_size": self.pool_size,
                 "strides": self.strides,
                 "padding": self.padding,
-                "p": _pnorm.p_to_config(self.p),
-                "trainable_p": self.trainable_p,
                 "reduction": self.reduction,
-                "data_format": self.data_format,
             }
         )
         return config

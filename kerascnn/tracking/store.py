@@ -51,8 +51,10 @@ def ensure_experiment(tracking_uri: str, experiment: str) -> str:
     if found is not None:
         return found.experiment_id
     try:
+        # The experiment kind makes MLflow's UI open on the runs table, not the GenAI overview.
         return client.create_experiment(
-            experiment, artifact_location=artifact_location(tracking_uri, experiment))
+            experiment, artifact_location=artifact_location(tracking_uri, experiment),
+            tags={"mlflow.experimentKind": "custom_model_development"})
     except MlflowException:
         found = client.get_experiment_by_name(experiment)
         if found is None:

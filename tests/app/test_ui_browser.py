@@ -73,7 +73,7 @@ def server(sweep, tmp_path) -> str:
 
 
 @pytest.fixture
-def page(chromium, tmp_path):
+def page(chromium):
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=TIMEOUT_MS)
@@ -103,7 +103,7 @@ def ui_metric(value: float) -> str:
 
 
 def test_ui_metric_follows_mlflow_rule():
-    assert [ui_metric(v) for v in (0.0, 0.58333, 0.4166667, 0.25, 1.0, 0.0005, 12.345)] == [
+    assert [ui_metric(v) for v in (0.0, 0.58333, 0.4166667, 0.25, 1.0, 0.0005, 12.3456)] == [
         "0", "0.583", "0.417", "0.25", "1", "5.000e-4", "12.35"]
 
 
@@ -121,24 +121,38 @@ def text_at(page, x: float, y: float) -> str:
 def scroll_to_row(page, label) -> None:
     """Bring ``label``'s row on screen, with the cells beside it.
 
-    The compare page's metrics are two virtualized grids side by side (keys, values) that
-    MLflow 3.17 does not keep in step when one is scrolled: both are scrolled to the same
-    offset here, which is what the page means to show.
+    The compare page shows metrics in two virtualized grids side by side (keys, values) that
+    MLflow 3.17 does not keep in step when one of them scrolls: scroll the values, then the
+    keys, to the same offset, which is what the page means to show.
     """
     label.scroll_into_view_if_needed()
     page.wait_for_timeout(300)
-    label.evaluate(
-        """(label) => {
-            const grid = label.closest(".ReactVirtualized__Grid");
-            if (!grid) return;
-            const top = grid.getBoundingClientRect().top;
-            const offset = label.getBoundingClientRect().top - top + grid.scrollTop;
-            const scroll = Math.max(0, offset - grid.clientHeight / 2);
-            for (const g of document.querySelectorAll(".ReactVirtualized__Grid")) {
-                if (Math.abs(g.getBoundingClientRect().top - top) < 1) g.scrollTop = scroll;
-            }
-        }""")
-    page.wait_for_timeout(500)
+    grid = label.evaluate_handle("e => e.closest('.ReactVirtualized__Grid')")
+    if grid.evaluate("g => g !== null"):
+        offset = label.evaluate(
+            """(label) => {
+                const grid = label.closest(".ReactVirtualized__Grid");
+                const row = label.getBoundingClientRect().top - grid.getBoundingClientRect().top;
+                const wanted = row + grid.scrollTop - grid.clientHeight / 2;
+                return Math.round(Math.max(0, Math.min(wanted,
+                                                       grid.scrollHeight - grid.clientHeight)));
+            }""")
+        same_band = """(grid) => Array.from(document.querySelectorAll(".ReactVirtualized__Grid"))
+            .filter(g => Math.abs(g.getBoundingClientRect().top
+                                  - grid.getBoundingClientRect().top) < 1)"""
+        page.evaluate(f"""([grid, offset]) => ({same_band})(grid)
+            .forEach(g => {{ if (g !== grid) g.scrollTop = offset; }})""", [grid, offset])
+        page.wait_for_timeout(300)
+        grid.evaluate("(g, offset) => { g.scrollTop = offset; }", offset)
+        page.wait_for_timeout(500)
+        tops = page.evaluate(f"grid => ({same_band})(grid).map(g => g.scrollTop)", grid)
+        assert len(tops) >= 2 and set(tops) == {offset}, f"grids did not scroll together: {tops}"
+    assert_on_screen(label)
+
+
+def assert_on_screen(label) -> None:
+    """Fail unless the middle of ``label`` is what the window shows there (not covered, not
+    clipped by a scrolling box)."""
     x, y = center(label)
     assert label.evaluate("(e, [x, y]) => e.contains(document.elementFromPoint(x, y))",
                           [x, y]), f"{label} is not on screen"
@@ -146,6 +160,7 @@ def scroll_to_row(page, label) -> None:
 
 def row_text(page, label, x: float) -> str:
     """The text in ``label``'s row at abscissa ``x``."""
+    assert_on_screen(label)
     _, y = center(label)
     return text_at(page, x, y)
 
@@ -155,21 +170,12 @@ def center(locator) -> tuple[float, float]:
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
 
-def below(locator, y: float):
-    """The first of the elements matched by ``locator`` that lies below height ``y``."""
-    for i in range(locator.count()):
-        box = locator.nth(i).bounding_box()
-        if box is not None and box["y"] > y:
-            return locator.nth(i)
-    raise AssertionError(f"nothing matching {locator} below y={y:.0f}")
-
-
-def fit_viewport(page) -> None:
-    """Grow the window to the tallest scrolling box so that the whole page is on screen."""
-    height = page.evaluate(
-        "() => Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
-    page.set_viewport_size({"width": VIEWPORT["width"],
-                            "height": int(min(max(height, VIEWPORT["height"]), 6000))})
+def fit_viewport(page, anchor) -> None:
+    """Grow the window down to ``anchor`` (plus a margin), so that what lies above it is on
+    screen at once: the page scrolls inside a box, so a full-page shot alone would cut it."""
+    box = anchor.bounding_box()
+    height = int(min(max(box["y"] + box["height"] + 150, VIEWPORT["height"]), 6000))
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
     page.wait_for_timeout(1000)
 
 
@@ -252,29 +258,25 @@ def test_sweep_on_experiment_and_compare_pages(page, server, sweep, tmp_path):
     assert json.loads(params["experiments"]) == [sweep.experiment_id]
 
     expect(page.get_by_text("Comparing 2 Runs", exact=False)).to_be_visible()
-    fit_viewport(page)
+    fit_viewport(page, page.get_by_text("Artifacts", exact=True).first)  # the section after
     for name in names:
         expect(page.get_by_text(name, exact=True)).to_be_visible()
-    # The keys also label the plot's axes and pickers: take the table's, below the run names.
-    _, names_y = center(page.get_by_text(names[0], exact=True))
-    param_label = below(page.get_by_text("downsample.name", exact=True), names_y)
-    metric_label = below(page.get_by_text("val_accuracy", exact=True), names_y)
+    # The keys also label the plot's axes and pickers: take the tables' row labels.
+    param_label = page.get_by_role("rowheader", name="downsample.name", exact=True)
+    metric_label = page.get_by_title("Plot chart").filter(has_text=re.compile(r"^val_accuracy$"))
     expect(param_label).to_be_visible()
     expect(metric_label).to_be_visible()
-    scroll_to_row(page, param_label)
-    scroll_to_row(page, metric_label)
-    fit_viewport(page)
-    shot = keep_screenshot(page, tmp_path / "compare.png")
     columns = {c.info.run_name: page.get_by_text(c.info.run_name, exact=True).bounding_box()["x"]
                for c in sweep.children}  # each run's column starts where its name does
+    scroll_to_row(page, param_label)
+    scroll_to_row(page, metric_label)
+    shot = keep_screenshot(page, tmp_path / "compare.png")
     for child in sweep.children:
         x = columns[child.info.run_name] + 5
-        scroll_to_row(page, param_label)
         shown_param = row_text(page, param_label, x)
         assert shown_param == child.data.params["downsample.name"], (
             f"{child.info.run_name}: parameter row shows {shown_param!r}; see {shot}")
         expected = ui_metric(child.data.metrics["val_accuracy"])
-        scroll_to_row(page, metric_label)
         shown_metric = row_text(page, metric_label, x)
         assert shown_metric == expected, (
             f"{child.info.run_name}: val_accuracy row shows {shown_metric!r}, expected "
