@@ -112,14 +112,15 @@ class StridedConvDownsampling2D(keras.layers.Layer):
         self.depthwise = _args.standardize_bool(depthwise, "depthwise")
         self.activation = _args.get_activation(activation)
         self.use_bias = _args.standardize_bool(use_bias, "use_bias")
-        self.kernel_initializer = _args.get_initializer(
-            kernel_initializer, "kernel_initializer", "glorot_uniform"
+        _args.set_kernel_and_bias_args(
+            self,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            kernel_constraint,
+            bias_constraint,
         )
-        self.bias_initializer = _args.get_initializer(bias_initializer, "bias_initializer", "zeros")
-        self.kernel_regularizer = _args.get_regularizer(kernel_regularizer, "kernel_regularizer")
-        self.bias_regularizer = _args.get_regularizer(bias_regularizer, "bias_regularizer")
-        self.kernel_constraint = _args.get_constraint(kernel_constraint, "kernel_constraint")
-        self.bias_constraint = _args.get_constraint(bias_constraint, "bias_constraint")
         self.data_format = _args.standardize_data_format(data_format)
         self.input_spec = keras.layers.InputSpec(ndim=4)
         self.conv = None
@@ -195,13 +196,8 @@ class StridedConvDownsampling2D(keras.layers.Layer):
                 "depthwise": self.depthwise,
                 "activation": keras.activations.serialize(self.activation),
                 "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                **_args.kernel_and_bias_config(self),
                 "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
-                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
-                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
                 "data_format": self.data_format,
             }
         )

@@ -1,32 +1,21 @@
 """Tests for MLPConv2D (Network in Network's mlpconv block)."""
 
-import json
+import functools
 
 import keras
 import numpy as np
 import pytest
 
 from kerascnn.layers import MLPConv2D
-
-RNG = np.random.default_rng(0)
-
-
-def _x(shape):
-    return RNG.standard_normal(shape).astype("float32")
+from tests.layers import helpers
+from tests.layers.helpers import random_inputs
 
 
 def _np_conv(x, kernel, bias, strides, padding):
     """NHWC reference convolution (kernel HWIO) with TF-style "same" padding."""
-    _, height, width, _ = x.shape
     kh, kw = kernel.shape[:2]
     sh, sw = strides
-    if padding == "same":
-        oh, ow = -(-height // sh), -(-width // sw)
-        ph = max((oh - 1) * sh + kh - height, 0)
-        pw = max((ow - 1) * sw + kw - width, 0)
-        x = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
-    else:
-        oh, ow = (height - kh) // sh + 1, (width - kw) // sw + 1
+    x, (oh, ow) = helpers.np_windows(x, (kh, kw), strides, padding)
     out = np.empty((x.shape[0], oh, ow, kernel.shape[-1]))
     for i in range(oh):
         for j in range(ow):
@@ -75,7 +64,7 @@ def test_weight_count(filters, kernel_size, channels, use_bias):
     "strides, padding", [(1, "valid"), (2, "same"), ((2, 1), "valid"), (1, "same")]
 )
 def test_matches_numpy_chain_of_convolutions(strides, padding):
-    x = _x((2, 7, 6, 3))
+    x = random_inputs((2, 7, 6, 3))
     layer = MLPConv2D(
         [5, 4, 3], 3, strides=strides, padding=padding, bias_initializer="random_normal"
     )
@@ -91,7 +80,7 @@ def test_matches_numpy_chain_of_convolutions(strides, padding):
 
 
 def test_equals_sequential_of_keras_conv2d():
-    x = _x((2, 9, 9, 3))
+    x = random_inputs((2, 9, 9, 3))
     layer = MLPConv2D(
         [6, 4], 3, strides=2, padding="same", activation="tanh", bias_initializer="random_normal"
     )
@@ -108,7 +97,7 @@ def test_equals_sequential_of_keras_conv2d():
 
 
 def test_without_bias_and_linear_activation_is_a_product_of_kernels():
-    x = _x((1, 5, 5, 2))
+    x = random_inputs((1, 5, 5, 2))
     layer = MLPConv2D([3, 4], 3, activation=None, use_bias=False)
     y = keras.ops.convert_to_numpy(layer(x))
     k0, k1 = layer.get_weights()
@@ -135,55 +124,24 @@ def test_output_shape(hw, kernel_size, strides, padding):
     else:
         expected_hw = (-(-hw[0] // sh), -(-hw[1] // sw))
     layer = MLPConv2D([4, 2], kernel_size, strides=strides, padding=padding)
-    y = layer(_x((2, *hw, 3)))
+    y = layer(random_inputs((2, *hw, 3)))
     assert tuple(y.shape) == (2, *expected_hw, 2)
     assert layer.compute_output_shape((None, *hw, 3)) == (None, *expected_hw, 2)
 
 
 def test_training_updates_every_weight_and_lowers_loss():
-    x, y = _x((8, 6, 6, 3)), _x((8, 1))
     layer = MLPConv2D([4, 3], 3, bias_initializer="ones")
-    model = keras.Sequential(
-        [keras.Input((6, 6, 3)), layer, keras.layers.Flatten(), keras.layers.Dense(1)]
-    )
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
-    before = [w.copy() for w in layer.get_weights()]
-    loss_before = model.evaluate(x, y, verbose=0)
-    model.fit(x, y, epochs=5, batch_size=8, verbose=0)
-    assert model.evaluate(x, y, verbose=0) < loss_before
-    for old, new in zip(before, layer.get_weights(), strict=True):
-        assert not np.allclose(old, new), "a weight received no gradient"
+    helpers.assert_trains_and_updates_every_weight(layer, (6, 6, 3))
 
 
-def _functional(layer, shape):
-    inputs = keras.Input(shape)
-    outputs = keras.layers.Dense(2)(keras.layers.Flatten()(layer(inputs)))
-    return keras.Model(inputs, outputs)
-
-
-def _sequential(layer, shape):
-    return keras.Sequential(
-        [keras.Input(shape), layer, keras.layers.Flatten(), keras.layers.Dense(2)]
-    )
-
-
-@pytest.mark.parametrize("build_model", [_sequential, _functional])
+@pytest.mark.parametrize("build_model", [helpers.sequential, helpers.functional])
 def test_saved_model_reloads_with_identical_predictions(tmp_path, build_model):
-    x = _x((3, 7, 7, 3))
     layer = MLPConv2D([5, 4, 3], 3, padding="same", bias_initializer="random_normal")
-    model = build_model(layer, (7, 7, 3))
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    assert loaded.count_params() == model.count_params()
-    reloaded = [lay for lay in loaded.layers if isinstance(lay, MLPConv2D)][0]
-    for a, b in zip(reloaded.get_weights(), layer.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
+    helpers.assert_reloads_identically(tmp_path, build_model, layer, (7, 7, 3))
 
 
 def test_two_blocks_in_one_model_save_and_load(tmp_path):
-    x = _x((2, 8, 8, 3))
+    x = random_inputs((2, 8, 8, 3))
     model = keras.Sequential(
         [
             keras.Input((8, 8, 3)),
@@ -216,46 +174,24 @@ def test_config_round_trip():
         data_format="channels_last",
         name="mlpconv1",
     )
-    x = _x((2, 6, 6, 3))
-    y = keras.ops.convert_to_numpy(layer(x))
-    config = layer.get_config()
-    json.dumps(config)
+    config, clone = helpers.assert_config_round_trip(layer, random_inputs((2, 6, 6, 3)))
     assert config["filters"] == [5, 4]
-    clone = MLPConv2D.from_config(config)
-    assert clone.get_config() == config
-    clone.build(x.shape)
-    clone.set_weights(layer.get_weights())
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(x)), y)
     assert isinstance(clone.convs[1].kernel_regularizer, keras.regularizers.L2)
 
 
 def test_mixed_precision():
-    x = _x((2, 6, 6, 3))
-    reference = MLPConv2D([4, 3], 3)
-    y32 = keras.ops.convert_to_numpy(reference(x))
-    keras.config.set_dtype_policy("mixed_float16")
-    layer = MLPConv2D([4, 3], 3)
-    layer.build(x.shape)
-    layer.set_weights(reference.get_weights())
-    y16 = layer(x)
-    assert keras.backend.standardize_dtype(y16.dtype) == "float16"
+    layer = helpers.assert_mixed_precision(
+        functools.partial(MLPConv2D, [4, 3], 3), random_inputs((2, 6, 6, 3))
+    )
     assert all(conv.compute_dtype == "float16" for conv in layer.convs)
-    assert all(w.dtype == "float32" for w in layer.weights)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(y16), y32, rtol=1e-2, atol=1e-2)
 
 
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_channels_first_equals_transposed_channels_last(padding):
-    x = _x((2, 7, 6, 3))
-    last = MLPConv2D([4, 2], 3, strides=2, padding=padding, data_format="channels_last")
-    y_last = keras.ops.convert_to_numpy(last(x))
-    first = MLPConv2D([4, 2], 3, strides=2, padding=padding, data_format="channels_first")
-    x_first = np.transpose(x, (0, 3, 1, 2))
-    first.build(x_first.shape)
-    first.set_weights(last.get_weights())
-    y_first = keras.ops.convert_to_numpy(first(x_first))
-    np.testing.assert_allclose(np.transpose(y_first, (0, 2, 3, 1)), y_last, atol=1e-5)
-    assert first.compute_output_shape(x_first.shape) == tuple(y_first.shape)
+    helpers.assert_channels_first_matches(
+        functools.partial(MLPConv2D, [4, 2], 3, strides=2, padding=padding),
+        random_inputs((2, 7, 6, 3)),
+    )
 
 
 @pytest.mark.parametrize(
@@ -296,17 +232,11 @@ def test_invalid_arguments(kwargs, argument):
 
 @pytest.mark.parametrize("shape", [(2, 6, 3), (2, 6, 6, 6, 3)])
 def test_rejects_inputs_that_are_not_4d(shape):
-    with pytest.raises(ValueError, match="4D|ndim"):
-        MLPConv2D([2], 3)(np.zeros(shape, "float32"))
-    with pytest.raises(ValueError, match="4D"):
-        MLPConv2D([2], 3).build(shape)
+    helpers.assert_rejects_non_4d(functools.partial(MLPConv2D, [2], 3), shape)
 
 
 def test_rejects_wrong_channel_count_after_build():
-    layer = MLPConv2D([2], 3)
-    layer(np.zeros((1, 5, 5, 3), "float32"))
-    with pytest.raises(ValueError):
-        layer(np.zeros((1, 5, 5, 4), "float32"))
+    helpers.assert_rejects_other_channel_count(MLPConv2D([2], 3), (5, 5, 3), 4)
 
 
 def test_rejects_kernel_larger_than_input():

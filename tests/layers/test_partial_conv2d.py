@@ -1,12 +1,14 @@
 """Tests for PartialConv2D (a convolution with a connection table, LeNet-5's C3)."""
 
-import json
+import functools
 
 import keras
 import numpy as np
 import pytest
 
 from kerascnn.layers import PartialConv2D
+from tests.layers import helpers
+from tests.layers.helpers import random_inputs
 
 RNG = np.random.default_rng(0)
 
@@ -18,10 +20,6 @@ LENET5_C3 = (
     + [[0, 1, 2, 3, 4, 5]]
 )
 SMALL_TABLE = [[0, 2], [1], [0, 1, 2], [2, 1]]
-
-
-def _x(shape):
-    return RNG.standard_normal(shape).astype("float32")
 
 
 def _dense_from_flat(flat, table, kernel_size, channels):
@@ -45,16 +43,9 @@ def _flat_from_dense(dense, table):
 
 def _np_partial_conv(x, flat, bias, table, kernel_size, strides=(1, 1), padding="valid"):
     """NHWC reference that, for output map j, sums only the input maps in table[j]."""
-    _, height, width, _ = x.shape
     kh, kw = kernel_size
     sh, sw = strides
-    if padding == "same":
-        oh, ow = -(-height // sh), -(-width // sw)
-        ph = max((oh - 1) * sh + kh - height, 0)
-        pw = max((ow - 1) * sw + kw - width, 0)
-        x = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
-    else:
-        oh, ow = (height - kh) // sh + 1, (width - kw) // sw + 1
+    x, (oh, ow) = helpers.np_windows(x, kernel_size, strides, padding)
     x = x.astype("float64")
     out = np.zeros((x.shape[0], oh, ow, len(table)))
     k = 0
@@ -77,7 +68,7 @@ def test_lenet5_c3_has_1516_parameters():
     assert expected == 1516  # the count given in the paper
     assert layer.count_params() == expected
     assert len(layer.trainable_weights) == 2
-    assert layer(_x((1, 14, 14, 6))).shape == (1, 10, 10, 16)
+    assert layer(random_inputs((1, 14, 14, 6))).shape == (1, 10, 10, 16)
 
 
 def test_parameter_count_without_bias():
@@ -88,7 +79,7 @@ def test_parameter_count_without_bias():
 
 
 def test_lenet5_c3_matches_numpy_reference():
-    x = _x((2, 9, 8, 6))
+    x = random_inputs((2, 9, 8, 6))
     layer = PartialConv2D(16, 5, LENET5_C3, bias_initializer="random_normal")
     y = keras.ops.convert_to_numpy(layer(x))
     flat, bias = layer.get_weights()
@@ -100,7 +91,7 @@ def test_lenet5_c3_matches_numpy_reference():
     "kernel_size, strides, padding", [((3, 2), (2, 1), "valid"), (3, 2, "same"), (2, 1, "same")]
 )
 def test_matches_numpy_reference_with_strides_and_padding(kernel_size, strides, padding):
-    x = _x((2, 7, 6, 3))
+    x = random_inputs((2, 7, 6, 3))
     layer = PartialConv2D(
         4,
         kernel_size,
@@ -131,12 +122,12 @@ def test_dense_kernel_follows_documented_layout():
 
 
 def test_unconnected_input_maps_do_not_affect_outputs():
-    x = _x((1, 8, 8, 6))
+    x = random_inputs((1, 8, 8, 6))
     layer = PartialConv2D(16, 5, LENET5_C3, bias_initializer="random_normal")
     y = keras.ops.convert_to_numpy(layer(x))
     for c in range(6):
         perturbed = x.copy()
-        perturbed[..., c] += 10.0 * _x((1, 8, 8))
+        perturbed[..., c] += 10.0 * random_inputs((1, 8, 8), seed=c + 1)
         y_c = keras.ops.convert_to_numpy(layer(perturbed))
         for j, entry in enumerate(LENET5_C3):
             if c in entry:
@@ -147,7 +138,7 @@ def test_unconnected_input_maps_do_not_affect_outputs():
 
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_full_table_equals_conv2d(padding):
-    x = _x((2, 7, 7, 3))
+    x = random_inputs((2, 7, 7, 3))
     conv = keras.layers.Conv2D(4, 3, strides=2, padding=padding, bias_initializer="random_normal")
     y_conv = keras.ops.convert_to_numpy(conv(x))
     kernel, bias = conv.get_weights()
@@ -200,45 +191,15 @@ def test_kernel_constraint_acts_per_output_map():
 
 
 def test_training_updates_every_weight_and_lowers_loss():
-    x, y = _x((8, 8, 8, 6)), _x((8, 1))
     layer = PartialConv2D(16, 5, LENET5_C3, activation="tanh")
-    model = keras.Sequential(
-        [keras.Input((8, 8, 6)), layer, keras.layers.Flatten(), keras.layers.Dense(1)]
-    )
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
-    before = [w.copy() for w in layer.get_weights()]
-    loss_before = model.evaluate(x, y, verbose=0)
-    model.fit(x, y, epochs=5, batch_size=8, verbose=0)
-    assert model.evaluate(x, y, verbose=0) < loss_before
-    for old, new in zip(before, layer.get_weights(), strict=True):
-        assert (old != new).all(), "an entry received no gradient"
+    helpers.assert_trains_and_updates_every_weight(layer, (8, 8, 6), every_entry=True)
 
 
-def _functional(layer, shape):
-    inputs = keras.Input(shape)
-    outputs = keras.layers.Dense(2)(keras.layers.Flatten()(layer(inputs)))
-    return keras.Model(inputs, outputs)
-
-
-def _sequential(layer, shape):
-    return keras.Sequential(
-        [keras.Input(shape), layer, keras.layers.Flatten(), keras.layers.Dense(2)]
-    )
-
-
-@pytest.mark.parametrize("build_model", [_sequential, _functional])
+@pytest.mark.parametrize("build_model", [helpers.sequential, helpers.functional])
 def test_saved_model_reloads_with_identical_predictions(tmp_path, build_model):
-    x = _x((3, 8, 8, 6))
     layer = PartialConv2D(16, 5, LENET5_C3, bias_initializer="random_normal")
-    model = build_model(layer, (8, 8, 6))
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    reloaded = [lay for lay in loaded.layers if isinstance(lay, PartialConv2D)][0]
+    reloaded = helpers.assert_reloads_identically(tmp_path, build_model, layer, (8, 8, 6))
     assert reloaded.get_config()["connections"] == LENET5_C3
-    for a, b in zip(reloaded.get_weights(), layer.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
 
 
 def test_config_round_trip():
@@ -261,45 +222,28 @@ def test_config_round_trip():
         activity_regularizer="l1",
         name="c3",
     )
-    x = _x((2, 6, 6, 3))
-    y = keras.ops.convert_to_numpy(layer(x))
-    config = layer.get_config()
-    json.dumps(config)
+    config, _ = helpers.assert_config_round_trip(layer, random_inputs((2, 6, 6, 3)))
     assert config["connections"] == [[0, 2], [1], [0, 1, 2], [1, 2]]
-    clone = PartialConv2D.from_config(config)
-    assert clone.get_config() == config
-    clone.build(x.shape)
-    clone.set_weights(layer.get_weights())
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(x)), y)
 
 
 def test_mixed_precision():
-    x = _x((2, 8, 8, 6))
-    reference = PartialConv2D(16, 5, LENET5_C3)
-    y32 = keras.ops.convert_to_numpy(reference(x))
-    keras.config.set_dtype_policy("mixed_float16")
-    layer = PartialConv2D(16, 5, LENET5_C3)
-    layer.build(x.shape)
-    layer.set_weights(reference.get_weights())
-    y16 = layer(x)
-    assert keras.backend.standardize_dtype(y16.dtype) == "float16"
-    assert all(w.dtype == "float32" for w in layer.weights)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(y16), y32, rtol=1e-2, atol=2e-2)
+    helpers.assert_mixed_precision(
+        functools.partial(PartialConv2D, 16, 5, LENET5_C3), random_inputs((2, 8, 8, 6)), atol=2e-2
+    )
 
 
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_channels_first_equals_transposed_channels_last(padding):
-    x = _x((2, 7, 6, 3))
-    kwargs = dict(strides=2, padding=padding, bias_initializer="random_normal")
-    last = PartialConv2D(4, 3, SMALL_TABLE, data_format="channels_last", **kwargs)
-    y_last = keras.ops.convert_to_numpy(last(x))
-    first = PartialConv2D(4, 3, SMALL_TABLE, data_format="channels_first", **kwargs)
-    x_first = np.transpose(x, (0, 3, 1, 2))
-    first.build(x_first.shape)
-    first.set_weights(last.get_weights())
-    y_first = keras.ops.convert_to_numpy(first(x_first))
-    np.testing.assert_allclose(np.transpose(y_first, (0, 2, 3, 1)), y_last, atol=1e-5)
-    assert first.compute_output_shape(x_first.shape) == tuple(y_first.shape)
+    make_layer = functools.partial(
+        PartialConv2D,
+        4,
+        3,
+        SMALL_TABLE,
+        strides=2,
+        padding=padding,
+        bias_initializer="random_normal",
+    )
+    helpers.assert_channels_first_matches(make_layer, random_inputs((2, 7, 6, 3)))
 
 
 @pytest.mark.parametrize(
@@ -367,14 +311,8 @@ def test_invalid_arguments(kwargs, argument):
 
 @pytest.mark.parametrize("shape", [(2, 6, 3), (2, 6, 6, 6, 3)])
 def test_rejects_inputs_that_are_not_4d(shape):
-    with pytest.raises(ValueError, match="4D|ndim"):
-        PartialConv2D(4, 3, SMALL_TABLE)(np.zeros(shape, "float32"))
-    with pytest.raises(ValueError, match="4D"):
-        PartialConv2D(4, 3, SMALL_TABLE).build(shape)
+    helpers.assert_rejects_non_4d(functools.partial(PartialConv2D, 4, 3, SMALL_TABLE), shape)
 
 
 def test_rejects_wrong_channel_count_after_build():
-    layer = PartialConv2D(4, 3, SMALL_TABLE)
-    layer(np.zeros((1, 5, 5, 3), "float32"))
-    with pytest.raises(ValueError):
-        layer(np.zeros((1, 5, 5, 4), "float32"))
+    helpers.assert_rejects_other_channel_count(PartialConv2D(4, 3, SMALL_TABLE), (5, 5, 3), 4)

@@ -1,28 +1,21 @@
 """Tests for StridedConvDownsampling2D (all-convolutional learned downsampling)."""
 
-import json
+import functools
 
 import keras
 import numpy as np
 import pytest
 
 from kerascnn.layers import StridedConvDownsampling2D
-
-RNG = np.random.default_rng(0)
+from tests.layers import helpers
+from tests.layers.helpers import random_inputs
 
 
 def _np_strided_conv(x, kernel, bias, strides, padding, depthwise=False):
     """NHWC reference convolution with TF-style "same" padding (kernel HWIO or HWC1)."""
-    n, height, width, _ = x.shape
     kh, kw = kernel.shape[:2]
     sh, sw = strides
-    if padding == "same":
-        oh, ow = -(-height // sh), -(-width // sw)
-        ph = max((oh - 1) * sh + kh - height, 0)
-        pw = max((ow - 1) * sw + kw - width, 0)
-        x = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
-    else:
-        oh, ow = (height - kh) // sh + 1, (width - kw) // sw + 1
+    x, (oh, ow) = helpers.np_windows(x, (kh, kw), strides, padding)
     out = []
     for i in range(oh):
         row = []
@@ -34,10 +27,6 @@ def _np_strided_conv(x, kernel, bias, strides, padding, depthwise=False):
                 row.append(np.einsum("nabc,abco->no", patch, kernel))
         out.append(np.stack(row, axis=1))
     return np.stack(out, axis=1) + bias
-
-
-def _x(shape):
-    return RNG.standard_normal(shape).astype("float32")
 
 
 @pytest.mark.parametrize(
@@ -52,7 +41,7 @@ def _x(shape):
     ],
 )
 def test_output_shape_matches_max_pooling(pool_size, strides, padding, hw):
-    x = _x((2, *hw, 3))
+    x = random_inputs((2, *hw, 3))
     expected = keras.layers.MaxPooling2D(pool_size, strides, padding)(x).shape
     layer = StridedConvDownsampling2D(pool_size, strides, padding)
     assert tuple(layer(x).shape) == tuple(expected)
@@ -61,7 +50,7 @@ def test_output_shape_matches_max_pooling(pool_size, strides, padding, hw):
 
 def test_filters_sets_output_channels():
     layer = StridedConvDownsampling2D(2, filters=5)
-    assert layer(_x((1, 4, 4, 3))).shape == (1, 2, 2, 5)
+    assert layer(random_inputs((1, 4, 4, 3))).shape == (1, 2, 2, 5)
     assert layer.compute_output_shape((None, 4, 4, 3)) == (None, 2, 2, 5)
 
 
@@ -96,7 +85,7 @@ def test_weight_count(pool_size, channels, filters, depthwise, use_bias):
     "pool_size, strides, padding", [((2, 2), None, "valid"), ((3, 3), (2, 2), "same")]
 )
 def test_matches_numpy_strided_convolution(pool_size, strides, padding, depthwise):
-    x = _x((2, 7, 6, 3))
+    x = random_inputs((2, 7, 6, 3))
     layer = StridedConvDownsampling2D(
         pool_size,
         strides,
@@ -112,7 +101,7 @@ def test_matches_numpy_strided_convolution(pool_size, strides, padding, depthwis
 
 
 def test_default_activation_is_relu():
-    x = _x((2, 6, 6, 3))
+    x = random_inputs((2, 6, 6, 3))
     layer = StridedConvDownsampling2D(bias_initializer="random_normal")
     y = keras.ops.convert_to_numpy(layer(x))
     kernel, bias = layer.get_weights()
@@ -125,7 +114,7 @@ def test_default_activation_is_relu():
 @pytest.mark.parametrize("pool, strides", [(2, None), (3, 2)])
 def test_can_represent_average_pooling(depthwise, pool, strides):
     channels = 4
-    x = _x((2, 9, 8, channels))
+    x = random_inputs((2, 9, 8, channels))
     layer = StridedConvDownsampling2D(pool, strides, depthwise=depthwise, activation=None)
     layer.build(x.shape)
     if depthwise:
@@ -153,48 +142,18 @@ def test_sublayer_is_reachable():
 
 @pytest.mark.parametrize("depthwise", [False, True])
 def test_training_updates_every_weight_and_lowers_loss(depthwise):
-    x, y = _x((8, 6, 6, 3)), _x((8, 1))
     layer = StridedConvDownsampling2D(depthwise=depthwise, bias_initializer="ones")
-    model = keras.Sequential(
-        [keras.Input((6, 6, 3)), layer, keras.layers.Flatten(), keras.layers.Dense(1)]
-    )
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
-    before = [w.copy() for w in layer.get_weights()]
-    loss_before = model.evaluate(x, y, verbose=0)
-    model.fit(x, y, epochs=5, batch_size=8, verbose=0)
-    assert model.evaluate(x, y, verbose=0) < loss_before
-    for old, new in zip(before, layer.get_weights(), strict=True):
-        assert not np.allclose(old, new), "a weight received no gradient"
+    helpers.assert_trains_and_updates_every_weight(layer, (6, 6, 3))
 
 
-def _functional(layer, shape):
-    inputs = keras.Input(shape)
-    outputs = keras.layers.Dense(2)(keras.layers.Flatten()(layer(inputs)))
-    return keras.Model(inputs, outputs)
-
-
-def _sequential(layer, shape):
-    return keras.Sequential(
-        [keras.Input(shape), layer, keras.layers.Flatten(), keras.layers.Dense(2)]
-    )
-
-
-@pytest.mark.parametrize("build_model", [_sequential, _functional])
+@pytest.mark.parametrize("build_model", [helpers.sequential, helpers.functional])
 @pytest.mark.parametrize("depthwise", [False, True])
 def test_saved_model_reloads_with_identical_predictions(tmp_path, build_model, depthwise):
-    x = _x((3, 7, 7, 3))
     layer = StridedConvDownsampling2D(
         3, 2, "same", depthwise=depthwise, bias_initializer="random_normal"
     )
-    model = build_model(layer, (7, 7, 3))
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    assert loaded.count_params() == model.count_params()
-    reloaded_layer = loaded.layers[0] if build_model is _sequential else loaded.layers[1]
-    assert isinstance(reloaded_layer, StridedConvDownsampling2D)
-    assert reloaded_layer.depthwise is depthwise
+    reloaded = helpers.assert_reloads_identically(tmp_path, build_model, layer, (7, 7, 3))
+    assert reloaded.depthwise is depthwise
 
 
 def test_config_round_trip():
@@ -215,15 +174,7 @@ def test_config_round_trip():
         data_format="channels_last",
         name="learned_pool",
     )
-    x = _x((2, 6, 6, 3))
-    y = keras.ops.convert_to_numpy(layer(x))
-    config = layer.get_config()
-    json.dumps(config)
-    clone = StridedConvDownsampling2D.from_config(config)
-    assert clone.get_config() == config
-    clone.build(x.shape)
-    clone.set_weights(layer.get_weights())
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(x)), y)
+    config, clone = helpers.assert_config_round_trip(layer, random_inputs((2, 6, 6, 3)))
     for key in ("pool_size", "strides", "padding", "filters", "depthwise", "data_format"):
         assert key in config
     assert isinstance(clone.kernel_regularizer, keras.regularizers.L2)
@@ -232,36 +183,19 @@ def test_config_round_trip():
 
 @pytest.mark.parametrize("depthwise", [False, True])
 def test_mixed_precision(depthwise):
-    x = _x((2, 6, 6, 3))
-    reference = StridedConvDownsampling2D(3, 2, "same", depthwise=depthwise)
-    y32 = keras.ops.convert_to_numpy(reference(x))
-    keras.config.set_dtype_policy("mixed_float16")
-    layer = StridedConvDownsampling2D(3, 2, "same", depthwise=depthwise)
-    layer.build(x.shape)
-    layer.set_weights(reference.get_weights())
-    y16 = layer(x)
-    assert keras.backend.standardize_dtype(y16.dtype) == "float16"
-    assert all(w.dtype == "float32" for w in layer.weights)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(y16), y32, rtol=1e-2, atol=1e-2)
+    helpers.assert_mixed_precision(
+        functools.partial(StridedConvDownsampling2D, 3, 2, "same", depthwise=depthwise),
+        random_inputs((2, 6, 6, 3)),
+    )
 
 
 @pytest.mark.parametrize("depthwise", [False, True])
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_channels_first_equals_transposed_channels_last(depthwise, padding):
-    x = _x((2, 7, 6, 3))
-    last = StridedConvDownsampling2D(
-        3, 2, padding, depthwise=depthwise, data_format="channels_last"
+    helpers.assert_channels_first_matches(
+        functools.partial(StridedConvDownsampling2D, 3, 2, padding, depthwise=depthwise),
+        random_inputs((2, 7, 6, 3)),
     )
-    y_last = keras.ops.convert_to_numpy(last(x))
-    first = StridedConvDownsampling2D(
-        3, 2, padding, depthwise=depthwise, data_format="channels_first"
-    )
-    x_first = np.transpose(x, (0, 3, 1, 2))
-    first.build(x_first.shape)
-    first.set_weights(last.get_weights())
-    y_first = keras.ops.convert_to_numpy(first(x_first))
-    np.testing.assert_allclose(np.transpose(y_first, (0, 2, 3, 1)), y_last, atol=1e-5)
-    assert first.compute_output_shape(x_first.shape) == tuple(y_first.shape)
 
 
 def test_none_initializers_mean_keras_defaults():
@@ -317,17 +251,11 @@ def test_depthwise_rejects_filters_different_from_channels():
 
 @pytest.mark.parametrize("shape", [(2, 6, 3), (2, 6, 6, 6, 3), (6,)])
 def test_rejects_inputs_that_are_not_4d(shape):
-    with pytest.raises(ValueError, match="4D|ndim"):
-        StridedConvDownsampling2D()(np.zeros(shape, "float32"))
-    with pytest.raises(ValueError, match="4D"):
-        StridedConvDownsampling2D().compute_output_shape(shape)
+    helpers.assert_rejects_non_4d(StridedConvDownsampling2D, shape)
 
 
 def test_rejects_wrong_channel_count_after_build():
-    layer = StridedConvDownsampling2D()
-    layer(np.zeros((1, 4, 4, 3), "float32"))
-    with pytest.raises(ValueError):
-        layer(np.zeros((1, 4, 4, 5), "float32"))
+    helpers.assert_rejects_other_channel_count(StridedConvDownsampling2D(), (4, 4, 3), 5)
 
 
 def test_rejects_window_larger_than_input():

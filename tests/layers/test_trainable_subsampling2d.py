@@ -1,36 +1,25 @@
 """Tests for TrainableSubsampling2D (LeNet-5's S-layers)."""
 
-import json
+import functools
 
 import keras
 import numpy as np
 import pytest
 
 from kerascnn.layers import TrainableSubsampling2D
-
-RNG = np.random.default_rng(0)
-
-
-def _x(shape):
-    return RNG.standard_normal(shape).astype("float32")
+from tests.layers import helpers
+from tests.layers.helpers import random_inputs
 
 
 def _np_subsample(x, coefficient, bias, pool, strides, padding):
     """NHWC reference: coefficient[c] * (window sum, zero padding for "same") + bias[c]."""
-    _, height, width, _ = x.shape
-    ph_, pw_ = pool
+    ph, pw = pool
     sh, sw = strides
-    if padding == "same":
-        oh, ow = -(-height // sh), -(-width // sw)
-        ph = max((oh - 1) * sh + ph_ - height, 0)
-        pw = max((ow - 1) * sw + pw_ - width, 0)
-        x = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
-    else:
-        oh, ow = (height - ph_) // sh + 1, (width - pw_) // sw + 1
+    x, (oh, ow) = helpers.np_windows(x, pool, strides, padding)
     sums = np.empty((x.shape[0], oh, ow, x.shape[3]))
     for i in range(oh):
         for j in range(ow):
-            window = x[:, i * sh : i * sh + ph_, j * sw : j * sw + pw_, :].astype("float64")
+            window = x[:, i * sh : i * sh + ph, j * sw : j * sw + pw, :].astype("float64")
             sums[:, i, j, :] = window.sum(axis=(1, 2))
     return coefficient * sums + bias
 
@@ -64,7 +53,7 @@ def test_hand_checked_tanh_and_default_weights():
 )
 def test_matches_numpy_reference(pool_size, strides, padding, hw):
     channels = 3
-    x = _x((2, *hw, channels))
+    x = random_inputs((2, *hw, channels))
     layer = TrainableSubsampling2D(
         pool_size,
         strides,
@@ -90,48 +79,18 @@ def test_has_two_weights_per_channel(channels):
 
 
 def test_training_updates_every_weight_and_lowers_loss():
-    x, y = _x((8, 6, 6, 3)), _x((8, 1))
     layer = TrainableSubsampling2D(activation="tanh")
-    model = keras.Sequential(
-        [keras.Input((6, 6, 3)), layer, keras.layers.Flatten(), keras.layers.Dense(1)]
-    )
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
-    before = [w.copy() for w in layer.get_weights()]
-    loss_before = model.evaluate(x, y, verbose=0)
-    model.fit(x, y, epochs=5, batch_size=8, verbose=0)
-    assert model.evaluate(x, y, verbose=0) < loss_before
-    for old, new in zip(before, layer.get_weights(), strict=True):
-        assert not np.allclose(old, new), "a weight received no gradient"
+    helpers.assert_trains_and_updates_every_weight(layer, (6, 6, 3))
 
 
-def _functional(layer, shape):
-    inputs = keras.Input(shape)
-    outputs = keras.layers.Dense(2)(keras.layers.Flatten()(layer(inputs)))
-    return keras.Model(inputs, outputs)
-
-
-def _sequential(layer, shape):
-    return keras.Sequential(
-        [keras.Input(shape), layer, keras.layers.Flatten(), keras.layers.Dense(2)]
-    )
-
-
-@pytest.mark.parametrize("build_model", [_sequential, _functional])
+@pytest.mark.parametrize("build_model", [helpers.sequential, helpers.functional])
 def test_saved_model_reloads_with_identical_predictions(tmp_path, build_model):
-    x = _x((3, 6, 6, 4))
     layer = TrainableSubsampling2D(
         activation="sigmoid",
         coefficient_initializer="random_normal",
         bias_initializer="random_normal",
     )
-    model = build_model(layer, (6, 6, 4))
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    reloaded = [lay for lay in loaded.layers if isinstance(lay, TrainableSubsampling2D)][0]
-    for a, b in zip(reloaded.get_weights(), layer.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
+    helpers.assert_reloads_identically(tmp_path, build_model, layer, (6, 6, 4))
 
 
 def test_config_round_trip():
@@ -145,50 +104,27 @@ def test_config_round_trip():
         data_format="channels_last",
         name="s2",
     )
-    x = _x((2, 6, 6, 3))
-    y = keras.ops.convert_to_numpy(layer(x))
-    config = layer.get_config()
-    json.dumps(config)
-    clone = TrainableSubsampling2D.from_config(config)
-    assert clone.get_config() == config
-    clone.build(x.shape)
-    clone.set_weights(layer.get_weights())
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(x)), y)
+    helpers.assert_config_round_trip(layer, random_inputs((2, 6, 6, 3)))
 
 
 def test_mixed_precision():
-    x = _x((2, 6, 6, 3))
-    reference = TrainableSubsampling2D(coefficient_initializer="random_normal")
-    y32 = keras.ops.convert_to_numpy(reference(x))
-    keras.config.set_dtype_policy("mixed_float16")
-    layer = TrainableSubsampling2D()
-    layer.build(x.shape)
-    layer.set_weights(reference.get_weights())
-    y16 = layer(x)
-    assert keras.backend.standardize_dtype(y16.dtype) == "float16"
-    assert all(w.dtype == "float32" for w in layer.weights)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(y16), y32, rtol=1e-2, atol=1e-2)
+    helpers.assert_mixed_precision(
+        functools.partial(TrainableSubsampling2D, coefficient_initializer="random_normal"),
+        random_inputs((2, 6, 6, 3)),
+    )
 
 
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_channels_first_equals_transposed_channels_last(padding):
-    x = _x((2, 7, 6, 3))
-    kwargs = dict(
+    make_layer = functools.partial(
+        TrainableSubsampling2D,
         pool_size=3,
         strides=2,
         padding=padding,
         coefficient_initializer="random_normal",
         bias_initializer="random_normal",
     )
-    last = TrainableSubsampling2D(data_format="channels_last", **kwargs)
-    y_last = keras.ops.convert_to_numpy(last(x))
-    first = TrainableSubsampling2D(data_format="channels_first", **kwargs)
-    x_first = np.transpose(x, (0, 3, 1, 2))
-    first.build(x_first.shape)
-    first.set_weights(last.get_weights())
-    y_first = keras.ops.convert_to_numpy(first(x_first))
-    np.testing.assert_allclose(np.transpose(y_first, (0, 2, 3, 1)), y_last, atol=1e-5)
-    assert first.compute_output_shape(x_first.shape) == tuple(y_first.shape)
+    helpers.assert_channels_first_matches(make_layer, random_inputs((2, 7, 6, 3)))
 
 
 @pytest.mark.parametrize(
@@ -214,17 +150,11 @@ def test_invalid_arguments(kwargs, argument):
 
 @pytest.mark.parametrize("shape", [(2, 6, 3), (2, 6, 6, 6, 3)])
 def test_rejects_inputs_that_are_not_4d(shape):
-    with pytest.raises(ValueError, match="4D|ndim"):
-        TrainableSubsampling2D()(np.zeros(shape, "float32"))
-    with pytest.raises(ValueError, match="4D"):
-        TrainableSubsampling2D().build(shape)
+    helpers.assert_rejects_non_4d(TrainableSubsampling2D, shape)
 
 
 def test_rejects_wrong_channel_count_after_build():
-    layer = TrainableSubsampling2D()
-    layer(np.zeros((1, 4, 4, 3), "float32"))
-    with pytest.raises(ValueError):
-        layer(np.zeros((1, 4, 4, 2), "float32"))
+    helpers.assert_rejects_other_channel_count(TrainableSubsampling2D(), (4, 4, 3), 2)
 
 
 def test_rejects_window_larger_than_input():
