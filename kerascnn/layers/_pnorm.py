@@ -11,12 +11,15 @@ value back over the elements of each window. Three views exist:
 - `PatchWindows`: any other geometry (overlapping windows, ``"same"`` padding that adds
   cells); the windows are gathered into an explicit axis by strided slicing.
 
-Numerics. For ``p <= FAST_P_MAX`` the powers are taken directly, which is exact unless they
-overflow; in that case (checked cheaply on the pooled values) and always for larger p, every
-window is divided by its max-abs before the power and multiplied back afterwards, so no power
-exceeds 1 and the window max never underflows. Half-precision inputs are computed in float32.
-The gradient is written by hand (`keras.ops.custom_gradient`): it is cheaper than automatic
-differentiation of the power chain and finite everywhere, including all-zero windows.
+Numerics. Powers are never taken of unscaled values that could overflow. For a fixed
+``p <= FAST_P_MAX`` the whole tensor is divided by its max-abs (two reductions and one
+multiply); for larger p every window is divided by its own max-abs, so that no window
+underflows either. A learned p takes powers directly while ``p <= FAST_P_MAX`` and the
+max-abs lies in a safe range, and rescales every window otherwise. Half-precision inputs are
+pooled in float32 by the layers. Powers use repeated multiplication for small integer p and
+``exp(p * log(u))`` otherwise (the backends' power op is slow on CPU). The gradient is written
+by hand (`keras.ops.custom_gradient`): cheaper than automatic differentiation of the power
+chain, and finite everywhere, including all-zero windows.
 """
 
 import math
@@ -376,11 +379,6 @@ def _int_power(u, n):
         base = base * base
 
 
-def _safe(s):
-    """`s` with zeros replaced by ones (zero windows have zero gradient factors anyway)."""
-    return ops.where(s > 0, s, ops.ones_like(s))
-
-
 def _sum_to_shape(t, shape):
     """Sums `t` over the axes that broadcasting a tensor of `shape` against it expanded."""
     lead = len(t.shape) - len(shape)
@@ -390,11 +388,6 @@ def _sum_to_shape(t, shape):
     if axes:
         t = ops.sum(t, axis=axes, keepdims=True)
     return t
-
-
-def _root(s, p):
-    """``s ** (1 / p)`` for ``s >= 0`` (exp/log: the backends' power op is slow on CPU)."""
-    return ops.exp(ops.log(s) / p)
 
 
 def _abs_max(x):
@@ -426,6 +419,11 @@ def _powers(x, u, p, x_scaled):
     return up, ops.divide_no_nan(up, x), None if x_scaled else "c"
 
 
+def _tiny(x):
+    """The smallest normal number of `x`'s dtype: the floor for divisors and logs."""
+    return float(np.finfo(keras.backend.standardize_dtype(x.dtype)).tiny)
+
+
 def _static_tensor_scaled(x, p, windows):
     """``(z, t, f)`` for a fixed p <= FAST_P_MAX, with `x` divided by its max-abs.
 
@@ -433,64 +431,76 @@ def _static_tensor_scaled(x, p, windows):
     ``g``. One scale for the whole tensor is enough: no power exceeds 1 and, for p <= 4, only
     magnitudes below 3e-10 times the max underflow.
     """
+    tiny = _tiny(x)
     mx = _abs_max(x)
-    xc = x * (1.0 / _safe(mx))
+    xc = x * (1.0 / ops.maximum(mx, tiny))
     up, t, _ = _powers(xc, ops.abs(xc), p, x_scaled=True)
     s = windows.mean(up)
-    zh = _root(s, p)
-    # dz/du_r = S^(1/p - 1) * u_r^(p - 1) / |R| for S = mean(u^p).
-    return zh * mx, t, zh / (_safe(s) * windows.count)
+    z = ops.exp(ops.log(s) * (1.0 / p))
+    # dz/du_r = S^(1/p - 1) * u_r^(p - 1) / |R| for S = mean(u^p); 0 where S is 0.
+    f = z / (ops.maximum(s, tiny) * windows.count)
+    return z * mx, t, f
 
 
 def _static_window_scaled(x, p, windows):
     """``(z, t, f)`` as `_static_tensor_scaled`, with every window divided by its max-abs."""
+    tiny = _tiny(x)
     a = ops.abs(x)
     m = windows.max(a)
-    m_safe = _safe(m)
+    m_safe = ops.maximum(m, tiny)
     u = windows.spread(a, 1.0 / m_safe)
     up, t, fold = _powers(x, u, p, x_scaled=False)
     s = windows.mean(up)
-    zh = _root(s, p)
-    f = zh / (_safe(s) * windows.count)
+    z = ops.exp(ops.log(s) * (1.0 / p))
+    f = z / (ops.maximum(s, tiny) * windows.count)
     if fold == "1/c":
         f = f / m_safe
     elif fold == "c":
         f = f * m_safe
-    return zh * m, t, f
+    return z * m, t, f
 
 
 def _learned_parts(x, p, windows, scaled):
-    """``(z, t, f, d)`` for a p tensor, ``d = dz/dp`` per window; see `_static_tensor_scaled`.
+    """``(z, t, f, qc, zl)`` for a p tensor; ``z``, ``t``, ``f`` as in `_static_tensor_scaled`.
 
-    With `scaled`, every window is divided by its max-abs; otherwise the powers are taken
-    directly (the caller checked that they cannot overflow).
+    The gradient with respect to p is ``dz/dp = (f * qc - zl / p) / p`` per window, with
+    ``qc`` the window sum of ``u^p log u`` and ``zl = z log S`` (see `_grad_fn`). With
+    `scaled`, every window is divided by its max-abs; otherwise the powers are taken directly
+    (the caller checked that they fit).
     """
+    tiny = _tiny(x)
     a = ops.abs(x)
     if scaled:
-        m = _safe(windows.max(a))
+        m = ops.maximum(windows.max(a), tiny)
         a = windows.spread(a, 1.0 / m)
     # The log is floored so that u^p * log(u) is 0, not NaN, where u is 0.
     log_u = ops.maximum(ops.log(a), _LOG_FLOOR)
     up = ops.exp(log_u * p)
     s = windows.mean(up)
-    s_safe = _safe(s)
-    z = _root(s, p)
-    f = z / (s_safe * windows.count)
-    # d/dp of S^(1/p), S = mean(u^p): S^(1/p) * (mean(u^p log u) / (p S) - log(S) / p^2).
-    d = z * (windows.mean(up * log_u) / s_safe - ops.log(s_safe) / p) / p
+    log_s = ops.log(s)
+    z = ops.exp(log_s * (1.0 / p))
+    f = z / (ops.maximum(s, tiny) * windows.count)
+    qc = windows.mean(up * log_u) * windows.count
+    zl = z * ops.maximum(log_s, math.log(tiny))
     if scaled:
-        z, f, d = z * m, f * m, d * m
-    return z, ops.divide_no_nan(up, x), f, d
+        z, f, zl = z * m, f * m, zl * m
+    return z, ops.divide_no_nan(up, x), f, qc, zl
 
 
-def _grad_fn(windows, t, f, d=None, p_shape=None):
+def _grad_fn(windows, t, f, learned=None):
     def grad(*args, upstream=None):
         if upstream is None:
             (upstream,) = args
-        dx = windows.spread(t, upstream * f)
-        if d is None:
+        g = upstream * f
+        dx = windows.spread(t, g)
+        if learned is None:
             return (dx,)
-        return dx, _sum_to_shape(upstream * d, p_shape)
+        # dz/dp = z * (Q / (p S) - log(S) / p^2) for S = mean(u^p), Q = mean(u^p log u);
+        # with f = z / (S |R|) and qc = Q |R|: dz/dp = (f * qc - z log(S) / p) / p.
+        p, qc, zl = learned
+        p_shape = tuple(p.shape)
+        dp = _sum_to_shape(g * qc, p_shape) - _sum_to_shape(upstream * zl, p_shape) / p
+        return dx, dp / p
 
     return grad
 
@@ -518,8 +528,6 @@ def pnorm_mean(x, p, windows):
 
         return static_pnorm(x)
 
-    p_shape = tuple(p.shape)
-
     @ops.custom_gradient
     def learned_pnorm(x, p):
         # Direct powers while they cannot overflow and p is small enough that only
@@ -529,11 +537,11 @@ def pnorm_mean(x, p, windows):
             ops.max(p) <= FAST_P_MAX,
             ops.logical_and(abs_max >= _DIRECT_ABS_RANGE[0], abs_max <= _DIRECT_ABS_RANGE[1]),
         )
-        z, t, f, d = ops.cond(
+        z, t, f, qc, zl = ops.cond(
             direct,
             lambda: _learned_parts(x, p, windows, scaled=False),
             lambda: _learned_parts(x, p, windows, scaled=True),
         )
-        return z, _grad_fn(windows, t, f, d, p_shape)
+        return z, _grad_fn(windows, t, f, (p, qc, zl))
 
     return learned_pnorm(x, p)

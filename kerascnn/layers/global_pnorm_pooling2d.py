@@ -26,10 +26,10 @@ class GlobalPNormPooling2D(_pnorm.PNormPoolingBase):
     `p = 1 + softplus(rho)` so that it never drops below 1; `rho` (one weight per channel)
     starts where `p` equals the given `p`. `p_values()` returns the current p per channel.
 
-    The computation is robust: each map is divided by its max-abs before the power when the
-    powers could overflow (always for `p > 4`), half-precision inputs (for example under the
-    `"mixed_float16"` dtype policy) are pooled in float32, and the gradient is finite
-    everywhere, including all-zero maps.
+    The computation is numerically robust: values are divided by their max-abs before the
+    power (for `p > 4` every map by its own max, so that large p neither overflows nor
+    underflows), half-precision inputs (for example under the `"mixed_float16"` dtype policy)
+    are pooled in float32, and the gradient is finite everywhere, including all-zero maps.
 
     Args:
         p: number >= 1, or `float("inf")` (also the string `"inf"`), the exponent. Defaults
@@ -56,9 +56,10 @@ class GlobalPNormPooling2D(_pnorm.PNormPoolingBase):
 
     Example:
 
-    >>> x = np.array([[1., 2.], [3., 4.]]).reshape(1, 2, 2, 1)
-    >>> GlobalPNormPooling2D(p=2)(x)  # sqrt((1 + 4 + 9 + 16) / 4)
-    <tf.Tensor: shape=(1, 1), dtype=float32, numpy=array([[2.738613]], dtype=float32)>
+    >>> x = np.array([[1., -2.], [3., 4.]]).reshape(1, 2, 2, 1)
+    >>> y = GlobalPNormPooling2D(p=2)(x)
+    >>> round(float(y[0, 0]), 4)  # sqrt((1 + 4 + 9 + 16) / 4)
+    2.7386
     >>> layer = GlobalPNormPooling2D(p=3, trainable_p=True)
     >>> layer(np.random.rand(8, 7, 7, 512).astype("float32")).shape
     (8, 512)

@@ -38,10 +38,10 @@ class PNormPooling2D(_pnorm.PNormPoolingBase):
     `p = 1 + softplus(rho)` so that it never drops below 1; `rho` (one weight per channel)
     starts where `p` equals the given `p`. `p_values()` returns the current p per channel.
 
-    The computation is robust: each window is divided by its max-abs before the power when
-    the powers could overflow (always for `p > 4`), half-precision inputs (for example under
-    the `"mixed_float16"` dtype policy) are pooled in float32, and the gradient is finite
-    everywhere, including all-zero windows.
+    The computation is numerically robust: values are divided by their max-abs before the
+    power (for `p > 4` every window by its own max, so that large p neither overflows nor
+    underflows), half-precision inputs (for example under the `"mixed_float16"` dtype policy)
+    are pooled in float32, and the gradient is finite everywhere, including all-zero windows.
 
     Args:
         pool_size: int or tuple of 2 ints, the window size `(pool_height, pool_width)`.
@@ -72,9 +72,10 @@ class PNormPooling2D(_pnorm.PNormPoolingBase):
 
     Example:
 
-    >>> x = np.array([[1., 2.], [3., 4.]]).reshape(1, 2, 2, 1)
-    >>> PNormPooling2D(pool_size=2, p=2)(x)  # sqrt((1 + 4 + 9 + 16) / 4)
-    <tf.Tensor: shape=(1, 1, 1, 1), dtype=float32, numpy=array([[[[2.738613]]]], ...)>
+    >>> x = np.array([[1., -2.], [3., 4.]]).reshape(1, 2, 2, 1)
+    >>> y = PNormPooling2D(pool_size=2, p=2)(x)
+    >>> round(float(y[0, 0, 0, 0]), 4)  # sqrt((1 + 4 + 9 + 16) / 4)
+    2.7386
     >>> layer = PNormPooling2D(pool_size=2, p=3, trainable_p=True)
     >>> layer(np.random.rand(8, 32, 32, 16).astype("float32")).shape
     (8, 16, 16, 16)
@@ -87,8 +88,8 @@ class PNormPooling2D(_pnorm.PNormPoolingBase):
       Recurrent Neural Networks", ECML PKDD 2014](https://arxiv.org/abs/1311.1780)
     - [Sermanet, Chintala and LeCun, "Convolutional Neural Networks Applied to House Numbers
       Digit Classification", ICPR 2012](https://arxiv.org/abs/1204.3968)
-    - [Boureau, Ponce and LeCun, "A Theoretical Analysis of Feature Pooling in Visual
-      Recognition", ICML 2010](https://icml.cc/Conferences/2010/papers/638.pdf)
+    - Boureau, Ponce and LeCun, "A Theoretical Analysis of Feature Pooling in Visual
+      Recognition", ICML 2010
     """
 
     def __init__(

@@ -1,0 +1,392 @@
+"""Tests for GlobalPNormPooling2D (generalized-mean / GeM pooling, fixed or learned p)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from kerascnn.layers import GlobalPNormPooling2D
+
+RNG = np.random.default_rng(1)
+BACKEND = keras.backend.backend()
+# JAX computes in float32 unless x64 is enabled globally; TensorFlow runs the layer in float64.
+GRAD_DTYPE = "float64" if BACKEND == "tensorflow" else "float32"
+GRAD_RTOL = 1e-6 if BACKEND == "tensorflow" else 2e-3
+
+
+def _x(shape, scale=1.0):
+    return (scale * RNG.standard_normal(shape)).astype("float32")
+
+
+def _np(tensor):
+    return keras.ops.convert_to_numpy(tensor)
+
+
+def _softplus(v):
+    return np.logaddexp(0.0, v)
+
+
+def reference(x, p, data_format="channels_last", keepdims=False):
+    """``(mean over the map of |x| ** p) ** (1 / p)`` per sample and channel, in float64.
+
+    `p` may be a number, inf, or an array with one p per channel.
+    """
+    x = np.abs(np.asarray(x, dtype="float64"))
+    if data_format == "channels_first":
+        x = x.transpose(0, 2, 3, 1)
+    batch, height, width, channels = x.shape
+    cells = x.reshape(batch, height * width, channels)
+    p = np.broadcast_to(np.asarray(p, dtype="float64"), (channels,))
+    out = np.empty((batch, channels))
+    for c in range(channels):
+        if np.isinf(p[c]):
+            out[:, c] = cells[:, :, c].max(axis=1)
+        else:
+            out[:, c] = np.mean(cells[:, :, c] ** p[c], axis=1) ** (1.0 / p[c])
+    if keepdims:
+        out = out[:, None, None, :] if data_format == "channels_last" else out[:, :, None, None]
+    return out
+
+
+def layer_grads(layer, x, upstream):
+    """Gradients of ``sum(layer(x) * upstream)`` w.r.t. ``x`` and the trainable weights."""
+    layer(x)  # build
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * upstream)
+        grads = tape.gradient(loss, [x] + [v.value for v in layer.trainable_variables])
+    elif BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def loss(x, values):
+            y, _ = layer.stateless_call(values, [], x)
+            return jnp.sum(y * upstream)
+
+        values = [v.value for v in layer.trainable_variables]
+        grad_x, grad_values = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), values)
+        grads = [grad_x, *grad_values]
+    else:
+        pytest.skip(f"no gradient helper for the {BACKEND} backend")
+    return [np.asarray(g) for g in grads]
+
+
+def numeric_grad(f, x, eps=1e-6):
+    """Central finite differences of the scalar f at x (float64)."""
+    x = np.array(x, dtype="float64")
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = eps
+        grad[index] = (f(x + step) - f(x - step)) / (2 * eps)
+    return grad
+
+
+# ---------------------------------------------------------------------------------------------
+# Values
+# ---------------------------------------------------------------------------------------------
+
+MAP_4X4 = np.array(
+    [[1, -2, 3, 4], [-5, 6, 7, -8], [0, 0, 9, 10], [0, 0, 11, -12]], dtype="float32"
+).reshape(1, 4, 4, 1)
+# |values|: 1..12 and four zeros, 16 cells.
+HAND_CHECKED = {
+    1.0: (1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11 + 12) / 16,
+    2.0: np.sqrt((1 + 4 + 9 + 16 + 25 + 36 + 49 + 64 + 81 + 100 + 121 + 144) / 16),
+    3.0: np.cbrt((1 + 8 + 27 + 64 + 125 + 216 + 343 + 512 + 729 + 1000 + 1331 + 1728) / 16),
+    float("inf"): 12.0,
+}
+
+
+@pytest.mark.parametrize("p", sorted(HAND_CHECKED))
+def test_hand_checked_4x4_map(p):
+    y = _np(GlobalPNormPooling2D(p=p)(MAP_4X4))
+    assert y.shape == (1, 1)
+    np.testing.assert_allclose(y[0, 0], HAND_CHECKED[p], rtol=1e-6)
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 2.5, 3.0, 4.0, 7.0, 32.0])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_matches_numpy_reference(p, data_format, keepdims):
+    shape = (3, 5, 7, 4) if data_format == "channels_last" else (3, 4, 5, 7)
+    x = _x(shape)
+    layer = GlobalPNormPooling2D(p=p, keepdims=keepdims, data_format=data_format)
+    y = _np(layer(x))
+    np.testing.assert_allclose(y, reference(x, p, data_format, keepdims), rtol=2e-5)
+    assert y.shape == layer.compute_output_shape(shape)
+
+
+def test_p1_and_inf_match_keras_global_pooling():
+    x = _x((2, 6, 5, 3))
+    np.testing.assert_allclose(
+        _np(GlobalPNormPooling2D(p=1)(x)),
+        _np(keras.layers.GlobalAveragePooling2D()(np.abs(x))),
+        rtol=1e-6,
+    )
+    for inf in (float("inf"), "inf"):
+        np.testing.assert_array_equal(
+            _np(GlobalPNormPooling2D(p=inf, keepdims=True)(x)),
+            _np(keras.layers.GlobalMaxPooling2D(keepdims=True)(np.abs(x))),
+        )
+
+
+def test_large_p_approaches_max():
+    x = _x((2, 6, 6, 3))
+    max_abs = reference(x, float("inf"))
+    for p in (16.0, 64.0, 512.0):
+        y = _np(GlobalPNormPooling2D(p=p)(x)).astype("float64")
+        assert np.all(y <= max_abs * (1 + 1e-6))
+        assert np.all(y >= max_abs * 36 ** (-1 / p) * (1 - 1e-6))
+    np.testing.assert_allclose(y, max_abs, rtol=36 ** (1 / 512) - 1 + 1e-6)
+
+
+def test_channels_first_is_transposed_channels_last():
+    x = _x((2, 5, 6, 3))
+    for kwargs in (dict(p=3), dict(p=9.5, keepdims=True), dict(p=2, trainable_p=True)):
+        last = _np(GlobalPNormPooling2D(data_format="channels_last", **kwargs)(x))
+        first = _np(
+            GlobalPNormPooling2D(data_format="channels_first", **kwargs)(x.transpose(0, 3, 1, 2))
+        )
+        if kwargs.get("keepdims"):
+            last = last.transpose(0, 3, 1, 2)
+        np.testing.assert_allclose(first, last, rtol=1e-6)
+
+
+@pytest.mark.parametrize("trainable_p", [False, True])
+@pytest.mark.parametrize(
+    "p, scale", [(64.0, 1e3), (64.0, 1e-3), (3.0, 1e20), (3.0, 1e-20), (2.0, 1e25)]
+)
+def test_no_overflow_or_underflow_in_float32(p, scale, trainable_p):
+    x = _x((2, 4, 5, 3), scale)
+    y = _np(GlobalPNormPooling2D(p=p, trainable_p=trainable_p)(x))
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, reference(x, p), rtol=1e-5)
+
+
+def test_maps_far_below_the_batch_max():
+    # A sample 1e-6 below another keeps its exact value for large p.
+    x = _x((2, 4, 4, 2))
+    x[0] *= 1e6
+    for p in (3.0, 20.0):
+        np.testing.assert_allclose(_np(GlobalPNormPooling2D(p=p)(x)), reference(x, p), rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradients
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0, 2.5, 9.0])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_input_gradient_matches_finite_differences(p, data_format):
+    x = RNG.standard_normal((2, 3, 4, 2))
+    x = np.where(np.abs(x) < 0.05, 0.3, x)  # keep |y| away from the kink of abs at 0
+    if data_format == "channels_first":
+        x = x.transpose(0, 3, 1, 2)
+    layer = GlobalPNormPooling2D(p=p, data_format=data_format, dtype=GRAD_DTYPE)
+    upstream = RNG.standard_normal((2, 2))
+    (grad,) = layer_grads(layer, x.astype(GRAD_DTYPE), upstream.astype(GRAD_DTYPE))
+    expected = numeric_grad(lambda v: np.sum(reference(v, p, data_format) * upstream), x)
+    np.testing.assert_allclose(grad, expected, rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-2)
+
+
+@pytest.mark.parametrize("p", [1.5, 3.0, 6.0])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_learned_p_gradients_match_finite_differences(p, keepdims):
+    x = RNG.standard_normal((2, 3, 4, 3))
+    x = np.where(np.abs(x) < 0.05, 0.3, x)
+    layer = GlobalPNormPooling2D(p=p, trainable_p=True, keepdims=keepdims, dtype=GRAD_DTYPE)
+    layer.build(x.shape)
+    rho = np.asarray(layer.rho.value, dtype="float64") + np.array([0.3, -0.2, 0.0])
+    layer.rho.assign(rho.astype(GRAD_DTYPE))
+    upstream = RNG.standard_normal(layer.compute_output_shape(x.shape))
+    grad_x, grad_rho = layer_grads(layer, x.astype(GRAD_DTYPE), upstream.astype(GRAD_DTYPE))
+
+    def loss(v, rho):
+        return np.sum(reference(v, 1 + _softplus(rho), keepdims=keepdims) * upstream)
+
+    np.testing.assert_allclose(
+        grad_x, numeric_grad(lambda v: loss(v, rho), x), rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-2
+    )
+    np.testing.assert_allclose(
+        grad_rho, numeric_grad(lambda r: loss(x, r), rho), rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-2
+    )
+
+
+@pytest.mark.parametrize("p, trainable_p", [(1.0, False), (2.0, False), (3.0, False),
+                                            (2.5, False), (8.0, False), (3.0, True)])
+def test_gradients_finite_on_all_zero_maps(p, trainable_p):
+    x = np.zeros((2, 3, 3, 2), "float32")
+    x[1, :, :, 1] = RNG.standard_normal((3, 3))  # one non-zero map, the rest zeros
+    layer = GlobalPNormPooling2D(p=p, trainable_p=trainable_p)
+    grads = layer_grads(layer, x, np.ones((2, 2), "float32"))
+    for grad in grads:
+        assert np.all(np.isfinite(grad))
+    assert np.all(grads[0][0] == 0.0) and np.all(grads[0][1, :, :, 0] == 0.0)
+    assert np.any(grads[0][1, :, :, 1] != 0.0)
+    np.testing.assert_array_equal(_np(layer(x))[0], [0.0, 0.0])
+
+
+def test_gradients_finite_for_large_and_tiny_values():
+    for scale, p in ((1e20, 3.0), (1e3, 64.0), (1e-20, 3.0), (1e-3, 64.0)):
+        x = _x((2, 3, 3, 2), scale)
+        for layer in (GlobalPNormPooling2D(p=p), GlobalPNormPooling2D(p=p, trainable_p=True)):
+            for grad in layer_grads(layer, x, np.ones((2, 2), "float32")):
+                assert np.all(np.isfinite(grad)), (scale, p, layer.trainable_p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Learned p, precision
+# ---------------------------------------------------------------------------------------------
+
+
+def test_learned_p_per_channel():
+    layer = GlobalPNormPooling2D(p=3.0, trainable_p=True)
+    x = _x((2, 5, 5, 3))
+    np.testing.assert_allclose(_np(layer(x)), reference(x, 3.0), rtol=1e-5)
+    assert tuple(layer.rho.shape) == (3,) and len(layer.trainable_weights) == 1
+    np.testing.assert_allclose(layer.p_values(), np.full(3, 3.0), rtol=1e-6)
+    layer.rho.assign(np.array([-2.0, 1.0, 5.0], "float32"))
+    p = 1 + _softplus(np.array([-2.0, 1.0, 5.0]))
+    np.testing.assert_allclose(layer.p_values(), p, rtol=1e-6)
+    np.testing.assert_allclose(_np(layer(x)), reference(x, p), rtol=1e-5)
+    fixed = GlobalPNormPooling2D(p=4.0)
+    fixed(x)
+    np.testing.assert_array_equal(fixed.p_values(), np.full(3, 4.0))
+
+
+def test_learned_p_never_below_one():
+    layer = GlobalPNormPooling2D(p=2.0, trainable_p=True)
+    x = _x((2, 4, 4, 2))
+    layer.build(x.shape)
+    layer.rho.assign(np.array([-1e4, -60.0], "float32"))
+    assert np.all(layer.p_values() >= 1.0)
+    np.testing.assert_allclose(_np(layer(x)), reference(x, 1.0), rtol=1e-5)
+    for grad in layer_grads(layer, x, np.ones((2, 2), "float32")):
+        assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("trainable_p", [False, True])
+def test_mixed_float16_policy(trainable_p):
+    x = _x((2, 6, 6, 3), 200.0)  # 200 ** 3 overflows float16
+    y16 = GlobalPNormPooling2D(p=3, trainable_p=trainable_p, dtype="mixed_float16")(x)
+    assert keras.backend.standardize_dtype(y16.dtype) == "float16"
+    y32 = _np(GlobalPNormPooling2D(p=3, trainable_p=trainable_p)(x))
+    np.testing.assert_allclose(_np(y16).astype("float32"), y32, rtol=2e-3)
+    keras.config.set_dtype_policy("mixed_float16")  # reset by the suite's fixture
+    layer = GlobalPNormPooling2D(p=10, trainable_p=trainable_p)
+    assert keras.backend.standardize_dtype(layer(x).dtype) == "float16"
+    for grad in layer_grads(layer, x.astype("float16"), np.ones((2, 3), "float16")):
+        assert np.all(np.isfinite(grad))
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes, config, saving, training
+# ---------------------------------------------------------------------------------------------
+
+
+def test_compute_output_shape():
+    assert GlobalPNormPooling2D().compute_output_shape((2, 5, 6, 3)) == (2, 3)
+    layer = GlobalPNormPooling2D(keepdims=True)
+    assert layer.compute_output_shape((None, None, None, 3)) == (None, 1, 1, 3)
+    layer = GlobalPNormPooling2D(keepdims=True, data_format="channels_first")
+    assert layer.compute_output_shape((2, 3, 5, 6)) == (2, 3, 1, 1)
+    assert GlobalPNormPooling2D(data_format="channels_first").compute_output_shape(
+        (2, 3, 5, 6)
+    ) == (2, 3)
+
+
+def test_unknown_spatial_size_in_a_functional_model():
+    inputs = keras.Input((None, None, 2))
+    model = keras.Model(inputs, GlobalPNormPooling2D(p=3, trainable_p=True)(inputs))
+    for hw in ((4, 4), (5, 7)):
+        x = _x((2, *hw, 2))
+        np.testing.assert_allclose(model.predict(x, verbose=0), reference(x, 3.0), rtol=1e-5)
+
+
+def test_config_round_trip():
+    layer = GlobalPNormPooling2D(p=5, trainable_p=True, keepdims=True,
+                                 data_format="channels_first", name="gem")
+    config = layer.get_config()
+    for key, value in dict(p=5.0, trainable_p=True, keepdims=True,
+                           data_format="channels_first").items():
+        assert config[key] == value
+    clone = GlobalPNormPooling2D.from_config(json.loads(json.dumps(config)))
+    assert clone.get_config() == config
+    config = GlobalPNormPooling2D(p=float("inf")).get_config()
+    assert config["p"] == "inf"
+    clone = GlobalPNormPooling2D.from_config(json.loads(json.dumps(config, allow_nan=False)))
+    assert clone.p == float("inf")
+
+
+def test_save_and_load(tmp_path):
+    inputs = keras.Input((6, 6, 3))
+    features = keras.layers.Conv2D(4, 3)(inputs)
+    gem = GlobalPNormPooling2D(p=3, trainable_p=True)
+    functional = keras.Model(inputs, keras.layers.Dense(2)(gem(features)))
+    sequential = keras.Sequential([keras.Input((6, 6, 3)),
+                                   GlobalPNormPooling2D(p="inf", keepdims=True)])
+    x = _x((3, 6, 6, 3))
+    gem.rho.assign(np.array([-1.0, 0.0, 1.0, 2.0], "float32"))
+    for name, model in (("functional", functional), ("sequential", sequential)):
+        expected = model.predict(x, verbose=0)
+        path = tmp_path / f"{name}.keras"
+        model.save(path)
+        loaded = keras.models.load_model(path)
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-6)
+    loaded_gem = [layer for layer in loaded.layers if isinstance(layer, GlobalPNormPooling2D)]
+    assert len(loaded_gem) == 1
+
+
+def test_tiny_model_trains_and_learns_p():
+    keras.utils.set_random_seed(0)
+    x = _x((64, 5, 5, 2))
+    y = reference(x, float("inf")).astype("float32")  # the max-abs of each map
+    gem = GlobalPNormPooling2D(p=2.0, trainable_p=True)
+    model = keras.Sequential([keras.Input((5, 5, 2)), gem])
+    model.compile(optimizer=keras.optimizers.Adam(0.5), loss="mse")
+    before = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, epochs=8, batch_size=16, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < 0.5 * before
+    assert np.all(gem.p_values() > 4.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Invalid arguments
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(p=0.5), "p"),
+        (dict(p=0), "p"),
+        (dict(p=-3), "p"),
+        (dict(p=float("nan")), "p"),
+        (dict(p="three"), "p"),
+        (dict(p=False), "p"),
+        (dict(p=None), "p"),
+        (dict(p=(3,)), "p"),
+        (dict(p=float("inf"), trainable_p=True), "p"),
+        (dict(trainable_p=1), "trainable_p"),
+        (dict(keepdims="no"), "keepdims"),
+        (dict(data_format="NCHW"), "data_format"),
+    ],
+)
+def test_invalid_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        GlobalPNormPooling2D(**kwargs)
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 3), (2, 4, 8, 8, 3)])
+def test_wrong_input_rank(shape):
+    with pytest.raises(ValueError, match="4D"):
+        GlobalPNormPooling2D().build(shape)
+    with pytest.raises(ValueError):
+        GlobalPNormPooling2D()(np.zeros(shape, "float32"))
