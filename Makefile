@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 # Re-install whenever the project's dependencies change.
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
+RUNS_DIR := $(or $(KERASCNN_RUNS_DIR),$(CURDIR)/runs)
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 5000
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -40,10 +41,10 @@ test-fast: $(TEST_STAMP)
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check kerascnn tests benchmarks
 
-## make ui: the MLflow UI over the default store, on $(UI_HOST):$(UI_PORT).
+## make ui: the MLflow UI over the default store (runs/, or $$KERASCNN_RUNS_DIR), on $(UI_HOST):$(UI_PORT).
 ui: $(RUN_STAMP)
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/runs/mlflow.db \
-	    --default-artifact-root $(CURDIR)/runs/mlartifacts --host $(UI_HOST) --port $(UI_PORT)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(RUNS_DIR)/mlflow.db \
+	    --default-artifact-root $(RUNS_DIR)/mlartifacts --host $(UI_HOST) --port $(UI_PORT)
 
 bench: $(TEST_STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from kerascnn.config import ConfigError, register_configs, validate
@@ -131,8 +132,9 @@ def prepare(cfg: DictConfig) -> Job:
             model = hydra.utils.instantiate(
                 model_cfg, input_shape=pipelines.input_shape,
                 num_classes=pipelines.num_classes, downsample=spec, _convert_="all")
-        except ValueError as exc:
-            raise ConfigError(f"model={model_cfg.name}: {exc}") from exc
+        except (ValueError, InstantiationException) as exc:
+            cause = exc.__cause__ if isinstance(exc, InstantiationException) else exc
+            raise ConfigError(f"model={model_cfg.name}: {cause or exc}") from exc
         optimizer = hydra.utils.instantiate(cfg.optimizer)
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"], jit_compile=runtime.jit_compile)

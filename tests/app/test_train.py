@@ -130,3 +130,12 @@ def test_training_data_seen_once_per_epoch_at_the_requested_batch_size(store):
     assert sum(int(b[0].shape[0]) for b in batches) == job.pipelines.num_train
     assert int(batches[0][0].shape[0]) == 16
     assert np.isfinite(job.model.count_params())
+
+
+def test_a_users_own_downsampling_layer_plugs_in_by_config(store):
+    job = prepare(compose_config(
+        *TINY, "downsample=max", "downsample.name=keras_average",
+        "downsample._target_=keras.layers.AveragePooling2D"))
+    assert type(job.model.get_layer("down1")) is keras.layers.AveragePooling2D
+    assert type(job.model.get_layer("down2")) is keras.layers.AveragePooling2D
+    assert job.downsample_label == "keras_average"
