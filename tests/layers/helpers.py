@@ -153,3 +153,41 @@ def assert_rejects_other_channel_count(layer, input_shape, channels):
     layer(np.zeros((1, *input_shape), "float32"))
     with pytest.raises(ValueError):
         layer(np.zeros((1, *input_shape[:-1], channels), "float32"))
+
+
+def layer_grads(layer, x, upstream):
+    """Gradients of ``sum(layer(x) * upstream)`` w.r.t. ``x`` and the trainable weights."""
+    layer(x)  # build
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * upstream)
+        grads = tape.gradient(loss, [x] + [v.value for v in layer.trainable_variables])
+    elif keras.backend.backend() == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def loss(x, values):
+            y, _ = layer.stateless_call(values, [], x)
+            return jnp.sum(y * upstream)
+
+        values = [v.value for v in layer.trainable_variables]
+        grad_x, grad_values = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), values)
+        grads = [grad_x, *grad_values]
+    else:
+        pytest.skip(f"no gradient helper for the {keras.backend.backend()} backend")
+    return [np.asarray(g) for g in grads]
+
+
+def numeric_grad(f, x, eps=1e-6):
+    """Central finite differences of the scalar f at x (float64)."""
+    x = np.array(x, dtype="float64")
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = eps
+        grad[index] = (f(x + step) - f(x - step)) / (2 * eps)
+    return grad

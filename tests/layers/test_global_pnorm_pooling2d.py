@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kerascnn.layers import GlobalPNormPooling2D
+from tests.layers.helpers import layer_grads, numeric_grad
 
 RNG = np.random.default_rng(1)
 BACKEND = keras.backend.backend()
@@ -47,44 +48,6 @@ def reference(x, p, data_format="channels_last", keepdims=False):
     if keepdims:
         out = out[:, None, None, :] if data_format == "channels_last" else out[:, :, None, None]
     return out
-
-
-def layer_grads(layer, x, upstream):
-    """Gradients of ``sum(layer(x) * upstream)`` w.r.t. ``x`` and the trainable weights."""
-    layer(x)  # build
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        x = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(layer(x) * upstream)
-        grads = tape.gradient(loss, [x] + [v.value for v in layer.trainable_variables])
-    elif BACKEND == "jax":
-        import jax
-        import jax.numpy as jnp
-
-        def loss(x, values):
-            y, _ = layer.stateless_call(values, [], x)
-            return jnp.sum(y * upstream)
-
-        values = [v.value for v in layer.trainable_variables]
-        grad_x, grad_values = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), values)
-        grads = [grad_x, *grad_values]
-    else:
-        pytest.skip(f"no gradient helper for the {BACKEND} backend")
-    return [np.asarray(g) for g in grads]
-
-
-def numeric_grad(f, x, eps=1e-6):
-    """Central finite differences of the scalar f at x (float64)."""
-    x = np.array(x, dtype="float64")
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        step = np.zeros_like(x)
-        step[index] = eps
-        grad[index] = (f(x + step) - f(x - step)) / (2 * eps)
-    return grad
 
 
 # ---------------------------------------------------------------------------------------------
