@@ -78,27 +78,33 @@ _SUMMARIES = {
 _MIN_SIZE = 9  # ceil(ceil(n / 2) / 2) >= 3 for the head's 'valid' 3x3 conv
 
 
-def apply_conv(x, filters, kernel_size, *, strides=1, padding="same", kernel_initializer, name):
-    """Applies a convolution followed by a ReLU."""
+def apply_conv(
+    x, filters, kernel_size, *, strides=1, padding="same", kernel_initializer, name,
+    activation="relu",
+):
+    """Applies a convolution followed by its activation (a ReLU unless told otherwise)."""
     return keras.layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,
         padding=padding,
-        activation="relu",
+        activation=activation,
         kernel_initializer=fresh(kernel_initializer),
         name=name,
     )(x)
 
 
-def apply_head(x, num_classes, *, kernel_initializer):
+def apply_head(x, num_classes, *, kernel_initializer, class_activation="relu"):
     """Applies the common head: 3x3 conv 192 ('valid'), 1x1 conv 192, 1x1 conv classes,
     global averaging and the float32 softmax."""
     x = apply_conv(
         x, 192, 3, padding="valid", kernel_initializer=kernel_initializer, name="head_conv1"
     )
     x = apply_conv(x, 192, 1, kernel_initializer=kernel_initializer, name="head_conv2")
-    x = apply_conv(x, num_classes, 1, kernel_initializer=kernel_initializer, name="head_conv3")
+    x = apply_conv(
+        x, num_classes, 1, kernel_initializer=kernel_initializer, name="head_conv3",
+        activation=class_activation,
+    )
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     return apply_predictions(x)
 
@@ -120,7 +126,8 @@ def _stage_layers(base, variant):
 
 
 def _build(
-    base, variant, input_shape, num_classes, downsample, dropout_input, dropout, kernel_initializer
+    base, variant, input_shape, num_classes, downsample, dropout_input, dropout, kernel_initializer,
+    class_activation="relu",
 ):
     name = _VARIANTS[variant].format(base)
     input_shape, num_classes = check_build_args(name, input_shape, num_classes)
@@ -164,7 +171,9 @@ def _build(
                 defaults=fresh_defaults(defaults),
             )(x)
         x = keras.layers.Dropout(dropout, name=f"drop{stage}")(x)
-    outputs = apply_head(x, num_classes, kernel_initializer=kernel_initializer)
+    outputs = apply_head(
+        x, num_classes, kernel_initializer=kernel_initializer, class_activation=class_activation
+    )
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -229,6 +238,9 @@ Args:
     dropout_input: dropout rate on the input (paper: 0.2).
     dropout: dropout rate after each downsampling stage (paper: 0.5).
     kernel_initializer: initializer for every convolution kernel (default He normal).
+    class_activation: activation of the class maps (`head_conv3`); the paper's ReLU by
+        default. `None` (linear) trains reliably on small data sets, where ReLU class maps
+        can all die in the first steps and leave the model at chance.
 
 Returns:
     A `keras.Model` named `"{name}"` that outputs class probabilities.
@@ -267,6 +279,7 @@ def _make_builder(base, variant):
         dropout_input=0.2,
         dropout=0.5,
         kernel_initializer="he_normal",
+        class_activation="relu",
     ):
         return _build(
             base,
@@ -277,6 +290,7 @@ def _make_builder(base, variant):
             dropout_input,
             dropout,
             kernel_initializer,
+            class_activation,
         )
 
     builder.__name__ = builder.__qualname__ = name

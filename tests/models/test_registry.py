@@ -261,3 +261,11 @@ def test_default_downsample_names_what_none_builds(name):
     by_name = models.build(name, small, 10, downsample=model_info.default_downsample)
     assert type(by_default.get_layer("down1")) is type(by_name.get_layer("down1"))
     assert by_default.count_params() == by_name.count_params()
+
+
+def test_all_cnn_class_activation_is_the_papers_relu_unless_told():
+    paper = models.build("all_cnn_c", (9, 9, 3), 10)
+    linear = models.build("all_cnn_c", (9, 9, 3), 10, class_activation=None)
+    assert paper.get_layer("head_conv3").activation is keras.activations.relu
+    assert linear.get_layer("head_conv3").activation is keras.activations.linear
+    assert paper.count_params() == linear.count_params()
