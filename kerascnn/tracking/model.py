@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+import keras
 import mlflow.keras
 from mlflow.models import infer_signature
 
@@ -22,6 +23,8 @@ def log_keras_model(model, example_images, name: str = "model"):
     a subprocess: seconds per run that a sweep would pay for nothing.
     """
     requirements = [r for r in map(_requirement, ("kerascnn", "keras", "tensorflow")) if r]
-    signature = infer_signature(example_images, model.predict(example_images, verbose=0))
+    # A direct call: `predict` would trace yet another function for a batch of this size.
+    outputs = keras.ops.convert_to_numpy(model(example_images, training=False))
+    signature = infer_signature(example_images, outputs)
     return mlflow.keras.log_model(model, name=name, signature=signature,
                                   pip_requirements=requirements)
