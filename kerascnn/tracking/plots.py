@@ -397,7 +397,7 @@ def feature_maps(model, image, run_name: str | None = None) -> Figure | None:
 
 def _p_per_channel(layer) -> np.ndarray | None:
     p_values = getattr(layer, "p_values", None)
-    if p_values is None:
+    if p_values is None or not getattr(layer, "trainable_p", True):
         return None
     values = p_values() if callable(p_values) else p_values
     return np.ravel(_to_numpy(values)).astype(float)
@@ -406,7 +406,8 @@ def _p_per_channel(layer) -> np.ndarray | None:
 def learned_p(model, run_name: str | None = None) -> Figure | None:
     """The learned exponent p per channel of every learned p-norm pooling layer, as bars.
 
-    A layer takes part when it has `p_values` (a method or attribute giving p per channel).
+    A layer takes part when it has `p_values` (a method or attribute giving p per channel)
+    and does not say `trainable_p = False` (a fixed p is no picture).
     Each panel marks p = 1 (mean of magnitudes) and the layer's mean p; large p approaches
     max pooling.
 

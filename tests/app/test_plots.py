@@ -257,3 +257,15 @@ def test_metric_curves_overlay_runs(tmp_path):
     np.testing.assert_allclose(lines["b"].get_ydata(), [0.4, 0.8])
     assert ax.get_title() == "sweep" and ax.get_ylabel() == "val_accuracy"
     _check_png(fig, tmp_path, "overlay")
+
+
+def test_learned_p_leaves_out_a_fixed_p():
+    from kerascnn.layers import PNormPooling2D
+
+    def model_with(trainable_p):
+        inputs = keras.Input((8, 8, 3))
+        outputs = PNormPooling2D(2, p=3, trainable_p=trainable_p, name="down1")(inputs)
+        return keras.Model(inputs, outputs)
+
+    assert plots.learned_p(model_with(False)) is None
+    assert plots.learned_p(model_with(True)) is not None
