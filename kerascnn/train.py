@@ -41,7 +41,6 @@ class Job:
     optimizer: Any
     schedule: Any
     runtime: Any
-    image_size: int
     downsample_name: str
 
     @property
@@ -95,10 +94,10 @@ def prepare(cfg: DictConfig) -> Job:
     registered = model_cfg.get("_target_") == "kerascnn.models.build"
     info = None
     if registered:
-        if model_cfg.name not in models.names():
-            raise ConfigError(f"model.name must be one of {', '.join(models.names())}, "
-                              f"got {model_cfg.name!r}")
-        info = models.info(model_cfg.name)
+        try:
+            info = models.info(model_cfg.name)
+        except ValueError as exc:
+            raise ConfigError(f"model.name: {exc}") from exc
     spec, downsample_name = _downsample_spec(cfg)
     if spec is not None and info is not None and not info.pluggable_downsample:
         raise ConfigError(f"downsample must be null for model {info.name} (it has no pooling "
@@ -112,10 +111,13 @@ def prepare(cfg: DictConfig) -> Job:
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     image_size = _image_size(cfg, info, arrays.x_train.shape[1])
-    if info is not None and image_size < info.min_size:
-        raise ConfigError(f"{info.name} needs inputs of at least {info.min_size}x{info.min_size}"
-                          f", got {image_size}x{image_size} (data={conf.data.name}; set "
-                          f"data.image_size)")
+    if info is not None:  # the builder's own check, before any data is resized
+        try:
+            models.registry.check_build_args(
+                info.name, (image_size, image_size, arrays.x_train.shape[-1]),
+                arrays.num_classes)
+        except ValueError as exc:
+            raise ConfigError(f"{exc} (data={conf.data.name}; set data.image_size)") from exc
 
     runtime = choose_runtime(conf.trainer.precision, conf.trainer.jit_compile)
     keras.utils.set_random_seed(conf.trainer.seed)
@@ -141,8 +143,7 @@ def prepare(cfg: DictConfig) -> Job:
     schedule = hydra.utils.instantiate(
         cfg.schedule, base_learning_rate=conf.optimizer.learning_rate,
         epochs=conf.trainer.epochs)
-    return Job(conf, pipelines, model, optimizer, schedule, runtime, image_size,
-               downsample_name)
+    return Job(conf, pipelines, model, optimizer, schedule, runtime, downsample_name)
 
 
 def _run_name(cfg: DictConfig, job: Job) -> str:
@@ -220,7 +221,7 @@ def train(cfg: DictConfig) -> float:
     params = flatten(OmegaConf.to_container(cfg, resolve=True))
     params.pop("downsample", None)  # a null group: the model's own choice, named below
     params["model.num_params"] = job.model.count_params()
-    params["data.image_size"] = job.image_size
+    params["data.image_size"] = job.pipelines.input_shape[0]
     params["downsample.name"] = job.downsample_name
     trainer = job.config.trainer
     with tracked_run(tracking_uri, cfg.tracking.experiment, _run_name(cfg, job),

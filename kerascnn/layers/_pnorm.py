@@ -29,6 +29,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerascnn.layers import _args
+
 # Up to this p one scale for the whole tensor is enough (powers of magnitudes below 3e-10 times
 # the max underflow in float32); above it every window is rescaled by its own max.
 FAST_P_MAX = 4.0
@@ -95,27 +97,6 @@ def p_to_config(p):
     return "inf" if math.isinf(p) else p
 
 
-def standardize_pair(value, name):
-    """A positive int or a pair of positive ints, as a tuple of two ints."""
-    error = ValueError(
-        f"Invalid value for argument `{name}`. Expected a positive int or a tuple of "
-        f"2 positive ints. Received: {name}={value!r}"
-    )
-    items = (value, value) if isinstance(value, numbers.Integral) else value
-    try:
-        items = tuple(items)
-    except TypeError:
-        raise error from None
-    if len(items) != 2:
-        raise error
-    for item in items:
-        if isinstance(item, bool | np.bool_) or not isinstance(item, numbers.Integral):
-            raise error
-        if item <= 0:
-            raise error
-    return tuple(int(item) for item in items)
-
-
 def standardize_choice(value, name, choices):
     """A case-insensitive string among `choices`, lower-cased."""
     if isinstance(value, str) and value.lower() in choices:
@@ -125,12 +106,6 @@ def standardize_choice(value, name, choices):
         f"Invalid value for argument `{name}`. Expected one of {{{expected}}}. "
         f"Received: {name}={value!r}"
     )
-
-
-def standardize_data_format(data_format):
-    if data_format is None:
-        return keras.config.image_data_format()
-    return standardize_choice(data_format, "data_format", ("channels_last", "channels_first"))
 
 
 def rho_for_p(p):
@@ -170,7 +145,7 @@ class PNormPoolingBase(keras.layers.Layer):
         super().__init__(**kwargs)
         self.trainable_p = standardize_trainable_p(trainable_p)
         self.p = standardize_p(p, self.trainable_p)
-        self.data_format = standardize_data_format(data_format)
+        self.data_format = _args.standardize_data_format(data_format)
         self.input_spec = keras.layers.InputSpec(ndim=4)
         self.rho = None
 

@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from kerascnn.layers import _pnorm
+from kerascnn.layers import _args, _pnorm
 
 
 def _pooled_size(size, pool, stride, padding):
@@ -104,11 +104,11 @@ class PNormPooling2D(_pnorm.PNormPoolingBase):
         **kwargs,
     ):
         super().__init__(p=p, trainable_p=trainable_p, data_format=data_format, **kwargs)
-        self.pool_size = _pnorm.standardize_pair(pool_size, "pool_size")
+        self.pool_size = _args.standardize_tuple(pool_size, "pool_size")
         self.strides = (
-            self.pool_size if strides is None else _pnorm.standardize_pair(strides, "strides")
+            self.pool_size if strides is None else _args.standardize_tuple(strides, "strides")
         )
-        self.padding = _pnorm.standardize_choice(padding, "padding", ("valid", "same"))
+        self.padding = _args.standardize_padding(padding)
         self.reduction = _pnorm.standardize_choice(reduction, "reduction", ("mean", "sum"))
 
     def call(self, inputs):

@@ -12,6 +12,7 @@ At the end the parent records the best child (metric and run id) and how many jo
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
 import traceback
@@ -48,8 +49,13 @@ def _sweep_state() -> dict[str, Any] | None:
     hc = _hydra()
     if hc is None or hc.mode != RunMode.MULTIRUN:
         return None
-    path = Path(hc.sweep.dir) / SWEEP_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+    return _read_sweep_state(str(Path(hc.sweep.dir) / SWEEP_FILE))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_sweep_state(path: str) -> dict[str, Any] | None:
+    """The sweep's state file, written once before any job starts, so read once per process."""
+    return json.loads(Path(path).read_text()) if Path(path).exists() else None
 
 
 def parent_run_id() -> str | None:
