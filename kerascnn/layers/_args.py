@@ -1,12 +1,15 @@
-"""Argument standardisation and validation shared by the convolutional layers.
+"""Argument standardisation and validation shared by all the layers.
 
 Private helpers: each one turns a user argument into its canonical form or raises a
-``ValueError`` that names the argument and the received value.
+``ValueError`` that names the argument and the received value. The output-size rule of a
+window (pooling or convolution) lives here too, in `output_length`, and the 4D output shape
+built from it in `spatial_output_shape`.
 """
 
 import numbers
 
 import keras
+import numpy as np
 
 
 def is_int(value):
@@ -46,33 +49,34 @@ def standardize_tuple(value, name, n=2):
 
 def standardize_padding(value):
     """Returns `"valid"` or `"same"` (case-insensitive input)."""
-    if not isinstance(value, str) or value.lower() not in ("valid", "same"):
-        raise ValueError(
-            "Invalid value for argument `padding`. Expected one of {'valid', 'same'}. "
-            f"Received: padding={value!r}"
-        )
-    return value.lower()
+    return standardize_choice(value, "padding", ("valid", "same"))
 
 
 def standardize_data_format(value):
     """Returns `"channels_last"` or `"channels_first"`; `None` means the Keras default."""
     if value is None:
         return keras.config.image_data_format()
-    if not isinstance(value, str) or value.lower() not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "Invalid value for argument `data_format`. Expected one of "
-            f"{{'channels_last', 'channels_first'}}. Received: data_format={value!r}"
-        )
-    return value.lower()
+    return standardize_choice(value, "data_format", ("channels_last", "channels_first"))
 
 
 def standardize_bool(value, name):
-    """Returns `value` if it is a bool."""
-    if not isinstance(value, bool):
+    """Returns `value` as a Python bool if it is a bool (or a NumPy bool)."""
+    if not isinstance(value, bool | np.bool_):
         raise ValueError(
             f"Invalid value for argument `{name}`. Expected a boolean. Received: {name}={value!r}"
         )
-    return value
+    return bool(value)
+
+
+def standardize_choice(value, name, choices):
+    """Returns `value` lower-cased if it is one of the strings `choices` (case-insensitive)."""
+    if isinstance(value, str) and value.lower() in choices:
+        return value.lower()
+    expected = ", ".join(f"'{choice}'" for choice in choices)
+    raise ValueError(
+        f"Invalid value for argument `{name}`. Expected one of {{{expected}}}. "
+        f"Received: {name}={value!r}"
+    )
 
 
 def _get(getter, value, name):
@@ -137,11 +141,15 @@ def kernel_and_bias_config(layer):
 
 
 def channel_axis(data_format):
+    """The channel axis of a 4D tensor in `data_format`."""
     return -1 if data_format == "channels_last" else 1
 
 
-def check_input_shape(input_shape, layer, expected_channels=None):
-    """Checks that `input_shape` is 4D (and, optionally, its channel count); returns channels."""
+def check_input_shape(input_shape, layer, expected_channels=None, known_channels=True):
+    """Checks that `input_shape` is 4D (and, optionally, its channel count); returns channels.
+
+    With `known_channels=False` an unknown (`None`) channel count is accepted and returned.
+    """
     input_shape = tuple(input_shape)
     if len(input_shape) != 4:
         raise ValueError(
@@ -150,7 +158,7 @@ def check_input_shape(input_shape, layer, expected_channels=None):
             f"Received: input_shape={input_shape}"
         )
     channels = input_shape[channel_axis(layer.data_format)]
-    if channels is None:
+    if channels is None and known_channels:
         raise ValueError(
             f"Layer {layer.__class__.__name__} (name={layer.name!r}) needs a known channel "
             f"dimension (data_format={layer.data_format!r}). Received: input_shape={input_shape}"
@@ -164,7 +172,11 @@ def check_input_shape(input_shape, layer, expected_channels=None):
 
 
 def output_length(length, window, stride, padding):
-    """Spatial output size of a pooling or convolution window (`None` stays `None`)."""
+    """Spatial output size of a pooling or convolution window (`None` stays `None`).
+
+    `"valid"`: ``floor((length - window) / stride) + 1``; `"same"`: ``ceil(length / stride)``.
+    `length` may also be a symbolic (dynamic) size: the arithmetic is plain integer division.
+    """
     if length is None:
         return None
     if padding == "same":

@@ -1,4 +1,4 @@
-"""Shared math and argument checks for the p-norm pooling layers.
+"""The math of the p-norm pooling layers (their base class is in `_base_pnorm_pooling`).
 
 The pooled value of a window ``R`` is the mean-normalised p-norm
 ``z = (mean_{r in R} |y_r|^p) ** (1/p)``. It is computed by `pnorm_mean` on a *window view*
@@ -40,171 +40,8 @@ FAST_P_MAX = 4.0
 _DIRECT_ABS_RANGE = (1e-3, 1e6)
 # Integer exponents up to this are computed by repeated multiplication.
 _MAX_INT_POWER = 64
-# Smallest value p - 1 starts from when p is learned (p = 1 exactly has rho = -inf).
-_MIN_LEARNED_EXCESS = 1e-6
 # Floor of log|x| (below the log of any nonzero float64), so that 0 * log(0) is 0.
 _LOG_FLOOR = -1e4
-
-
-# ---------------------------------------------------------------------------------------------
-# Argument checks
-# ---------------------------------------------------------------------------------------------
-
-
-def standardize_p(p, trainable_p=False):
-    """Validates `p` and returns it as a Python float (``math.inf`` for the max).
-
-    Accepts numbers >= 1, ``float("inf")`` and the strings ``"inf"`` / numbers as strings
-    (YAML configs). Rejects booleans, NaN, values below 1, other strings and other types, and
-    an infinite `p` when `trainable_p` is set.
-    """
-    error = ValueError(
-        "Invalid value for argument `p`. Expected a number >= 1 or inf. "
-        f"Received: p={p!r}"
-    )
-    if isinstance(p, bool | np.bool_) or p is None:
-        raise error
-    if isinstance(p, str):
-        try:
-            value = float(p.strip())
-        except ValueError:
-            raise error from None
-    elif isinstance(p, numbers.Real):
-        value = float(p)
-    else:
-        raise error
-    if math.isnan(value) or value < 1.0:
-        raise error
-    if trainable_p and math.isinf(value):
-        raise ValueError(
-            "Invalid value for argument `p`. A learned p (trainable_p=True) must start from "
-            f"a finite number >= 1. Received: p={p!r}, trainable_p=True"
-        )
-    return value
-
-
-def standardize_trainable_p(trainable_p):
-    if not isinstance(trainable_p, bool | np.bool_):
-        raise ValueError(
-            "Invalid value for argument `trainable_p`. Expected a bool. "
-            f"Received: trainable_p={trainable_p!r}"
-        )
-    return bool(trainable_p)
-
-
-def p_to_config(p):
-    """The JSON-safe form of a standardised `p`: ``"inf"`` for infinity, else the float."""
-    return "inf" if math.isinf(p) else p
-
-
-def standardize_choice(value, name, choices):
-    """A case-insensitive string among `choices`, lower-cased."""
-    if isinstance(value, str) and value.lower() in choices:
-        return value.lower()
-    expected = ", ".join(f'"{choice}"' for choice in choices)
-    raise ValueError(
-        f"Invalid value for argument `{name}`. Expected one of {{{expected}}}. "
-        f"Received: {name}={value!r}"
-    )
-
-
-def rho_for_p(p):
-    """The rho with ``1 + softplus(rho) == p`` (inverse softplus of ``p - 1``), computed stably.
-
-    ``p = 1`` would need ``rho = -inf``; it starts from ``p = 1 + 1e-6`` instead.
-    """
-    excess = max(float(p) - 1.0, _MIN_LEARNED_EXCESS)
-    return excess + math.log(-math.expm1(-excess))
-
-
-def learned_p_values(rho):
-    """``1 + softplus(rho)`` in NumPy (float64), for reporting the learned p."""
-    rho = np.asarray(rho, dtype="float64")
-    return 1.0 + np.logaddexp(0.0, rho)
-
-
-def compute_dtype_for(dtype):
-    """Half-precision inputs are pooled in float32; other float types in their own type."""
-    dtype = keras.backend.standardize_dtype(dtype)
-    return "float32" if dtype in ("float16", "bfloat16") else dtype
-
-
-# ---------------------------------------------------------------------------------------------
-# Shared layer logic
-# ---------------------------------------------------------------------------------------------
-
-
-class PNormPoolingBase(keras.layers.Layer):
-    """Base of the p-norm pooling layers: the exponent, the learned p and the data format.
-
-    Subclasses implement `call` (with `p_for_call`), `compute_output_shape` and extend
-    `get_config`.
-    """
-
-    def __init__(self, p, trainable_p, data_format, **kwargs):
-        super().__init__(**kwargs)
-        self.trainable_p = standardize_trainable_p(trainable_p)
-        self.p = standardize_p(p, self.trainable_p)
-        self.data_format = _args.standardize_data_format(data_format)
-        self.input_spec = keras.layers.InputSpec(ndim=4)
-        self.rho = None
-
-    @property
-    def _channel_axis(self):
-        return -1 if self.data_format == "channels_last" else 1
-
-    def build(self, input_shape):
-        if len(input_shape) != 4:
-            raise ValueError(
-                f"Layer {self.__class__.__name__} expects 4D inputs "
-                "(batch, height, width, channels) or (batch, channels, height, width). "
-                f"Received: input_shape={tuple(input_shape)}"
-            )
-        channels = input_shape[self._channel_axis]
-        if self.trainable_p:
-            if channels is None:
-                raise ValueError(
-                    "A learned p (trainable_p=True) needs a known number of channels. "
-                    f"Received: input_shape={tuple(input_shape)}"
-                )
-            self.rho = self.add_weight(
-                shape=(channels,),
-                initializer=keras.initializers.Constant(rho_for_p(self.p)),
-                name="rho",
-                autocast=False,
-            )
-        self.input_spec = keras.layers.InputSpec(ndim=4, axes={self._channel_axis: channels})
-
-    def p_values(self):
-        """The current p of every channel, as a NumPy array (float64) of shape `(channels,)`.
-
-        With a fixed p this is `p` repeated. The layer must be built.
-        """
-        if not self.built:
-            raise ValueError(
-                f"Layer {self.name} is not built yet; p_values() needs the number of channels."
-            )
-        if self.rho is not None:
-            return learned_p_values(ops.convert_to_numpy(self.rho))
-        return np.full((self.input_spec.axes[self._channel_axis],), self.p)
-
-    def p_for_call(self, dtype):
-        """The fixed p (a float), or the learned p as a tensor that broadcasts per channel."""
-        if self.rho is None:
-            return self.p
-        p = 1.0 + ops.softplus(ops.cast(self.rho, dtype))
-        return p if self.data_format == "channels_last" else ops.reshape(p, (-1, 1, 1))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "p": p_to_config(self.p),
-                "trainable_p": self.trainable_p,
-                "data_format": self.data_format,
-            }
-        )
-        return config
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,7 +127,7 @@ def _maximum(a, b):
 
 def _same_padding(size, pool, stride):
     """Output size and (before, after) zero padding of TF/Keras "same" pooling along one axis."""
-    out = (size + stride - 1) // stride
+    out = _args.output_length(size, pool, stride, "same")
     total = _maximum((out - 1) * stride + pool - size, 0)
     return out, total // 2, total - total // 2
 
@@ -325,8 +162,8 @@ def extract_patches(x, pool_size, strides, padding, dtype):
             count = ops.cast(counts_h[:, None] * counts_w[None, :], dtype)
             count = count[None, :, :, None]
     else:
-        out_h = (height - kh) // sh + 1
-        out_w = (width - kw) // sw + 1
+        out_h = _args.output_length(height, kh, sh, padding)
+        out_w = _args.output_length(width, kw, sw, padding)
     slices = []
     for i in range(kh):
         for j in range(kw):

@@ -3,14 +3,13 @@
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
-from kerascnn.layers import _pnorm
+from kerascnn.layers import _args, _base_pnorm_pooling, _pnorm
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
-class GlobalPNormPooling2D(_pnorm.PNormPoolingBase):
+class GlobalPNormPooling2D(_base_pnorm_pooling.PNormPoolingBase):
     """Global p-norm pooling for 2D spatial data (generalized-mean or GeM pooling).
 
     For every channel of every sample the output is the mean-normalised p-norm of the whole
@@ -22,14 +21,11 @@ class GlobalPNormPooling2D(_pnorm.PNormPoolingBase):
     exactly the maximum of `|y|` (global max pooling of non-negative maps); values in between
     move from the mean towards the max.
 
-    With `trainable_p=True` every channel learns its own p, parameterised as
-    `p = 1 + softplus(rho)` so that it never drops below 1; `rho` (one weight per channel)
-    starts where `p` equals the given `p`. `p_values()` returns the current p per channel.
-
-    The computation is numerically robust: values are divided by their max-abs before the
-    power (for `p > 4` every map by its own max, so that large p neither overflows nor
-    underflows), half-precision inputs (for example under the `"mixed_float16"` dtype policy)
-    are pooled in float32, and the gradient is finite everywhere, including all-zero maps.
+    With `trainable_p=True` every channel learns its own p, exactly as in `PNormPooling2D`
+    (`p = 1 + softplus(rho)`, never below 1); `p_values()` returns the current p per channel.
+    The numerics are those of `PNormPooling2D` too: no overflow or underflow for large p or
+    extreme values, half-precision inputs pooled in float32, and a gradient that is finite
+    everywhere, including all-zero maps.
 
     Args:
         p: number >= 1, or `float("inf")` (also the string `"inf"`), the exponent. Defaults
@@ -74,15 +70,10 @@ class GlobalPNormPooling2D(_pnorm.PNormPoolingBase):
 
     def __init__(self, p=3.0, trainable_p=False, keepdims=False, data_format=None, **kwargs):
         super().__init__(p=p, trainable_p=trainable_p, data_format=data_format, **kwargs)
-        if not isinstance(keepdims, bool | np.bool_):
-            raise ValueError(
-                "Invalid value for argument `keepdims`. Expected a bool. "
-                f"Received: keepdims={keepdims!r}"
-            )
-        self.keepdims = bool(keepdims)
+        self.keepdims = _args.standardize_bool(keepdims, "keepdims")
 
     def call(self, inputs):
-        dtype = _pnorm.compute_dtype_for(inputs.dtype)
+        dtype = _base_pnorm_pooling.compute_dtype_for(inputs.dtype)
         x = ops.cast(inputs, dtype)
         spatial_axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
         if math.isinf(self.p):
@@ -99,12 +90,13 @@ class GlobalPNormPooling2D(_pnorm.PNormPoolingBase):
         return ops.cast(z, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
-        input_shape = tuple(input_shape)
+        channels = _args.check_input_shape(input_shape, self, known_channels=False)
+        batch = input_shape[0]
+        if not self.keepdims:
+            return (batch, channels)
         if self.data_format == "channels_last":
-            batch, channels = input_shape[0], input_shape[3]
-            return (batch, 1, 1, channels) if self.keepdims else (batch, channels)
-        batch, channels = input_shape[0], input_shape[1]
-        return (batch, channels, 1, 1) if self.keepdims else (batch, channels)
+            return (batch, 1, 1, channels)
+        return (batch, channels, 1, 1)
 
     def get_config(self):
         config = super().get_config()

@@ -5,19 +5,11 @@ import math
 import keras
 from keras import ops
 
-from kerascnn.layers import _args, _pnorm
-
-
-def _pooled_size(size, pool, stride, padding):
-    if size is None:
-        return None
-    if padding == "same":
-        return (size - 1) // stride + 1
-    return (size - pool) // stride + 1
+from kerascnn.layers import _args, _base_pnorm_pooling, _pnorm
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
-class PNormPooling2D(_pnorm.PNormPoolingBase):
+class PNormPooling2D(_base_pnorm_pooling.PNormPoolingBase):
     """P-norm pooling for 2D spatial data: the mean-normalised p-norm of every window.
 
     For every window `R` of the input `y`, the output is
@@ -109,10 +101,10 @@ class PNormPooling2D(_pnorm.PNormPoolingBase):
             self.pool_size if strides is None else _args.standardize_tuple(strides, "strides")
         )
         self.padding = _args.standardize_padding(padding)
-        self.reduction = _pnorm.standardize_choice(reduction, "reduction", ("mean", "sum"))
+        self.reduction = _args.standardize_choice(reduction, "reduction", ("mean", "sum"))
 
     def call(self, inputs):
-        dtype = _pnorm.compute_dtype_for(inputs.dtype)
+        dtype = _base_pnorm_pooling.compute_dtype_for(inputs.dtype)
         x = ops.cast(inputs, dtype)
         if math.isinf(self.p):
             z = ops.max_pool(
@@ -160,16 +152,10 @@ class PNormPooling2D(_pnorm.PNormPoolingBase):
         return z, count
 
     def compute_output_shape(self, input_shape):
-        input_shape = tuple(input_shape)
-        if self.data_format == "channels_last":
-            batch, height, width, channels = input_shape
-        else:
-            batch, channels, height, width = input_shape
-        out_h = _pooled_size(height, self.pool_size[0], self.strides[0], self.padding)
-        out_w = _pooled_size(width, self.pool_size[1], self.strides[1], self.padding)
-        if self.data_format == "channels_last":
-            return (batch, out_h, out_w, channels)
-        return (batch, channels, out_h, out_w)
+        channels = _args.check_input_shape(input_shape, self, known_channels=False)
+        return _args.spatial_output_shape(
+            self, input_shape, channels, self.pool_size, self.strides, self.padding
+        )
 
     def get_config(self):
         config = super().get_config()
