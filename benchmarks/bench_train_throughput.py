@@ -30,8 +30,8 @@ import numpy as np  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from kerascnn import models  # noqa: E402
-from kerascnn.tracking.callbacks import ThroughputCallback  # noqa: E402
-from kerascnn.train import train  # noqa: E402
+from kerascnn.app.tracking.callbacks import ThroughputCallback  # noqa: E402
+from kerascnn.app.train import train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

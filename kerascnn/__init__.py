@@ -1,16 +1,24 @@
 """kerascnn: classic convolutional-network layers and architectures for Keras 3.
 
-Importing the package registers its layers with Keras' serialization, so saved models
-(``.keras`` files, MLflow models) that use them load after ``import kerascnn``.
+``import kerascnn`` is light: the library's subpackages load on first use (``kerascnn.layers``,
+``kerascnn.models``, ``kerascnn.data``), so the command-line entry points answer ``--help``
+without starting TensorFlow. Importing ``kerascnn.layers`` (``kerascnn.models`` imports it)
+registers the layers with Keras' serialization, so saved models (``.keras`` files, MLflow
+models) that use them load after ``import kerascnn.layers``.
 """
 
-import os
-
-# TensorFlow's C++ start-up chatter (oneDNN notes, CUDA probing on CPU-only machines) is
-# silenced unless the user asks for it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# Registers the serializable layers, and LeNet-5's activation, with Keras.
-from kerascnn import layers, models  # noqa: E402,F401
+import importlib
 
 __version__ = "0.1.0"
+
+_SUBPACKAGES = ("app", "data", "layers", "models")
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_SUBPACKAGES])

@@ -32,7 +32,7 @@ import keras
 
 from kerascnn.models._utils import apply_predictions, check_rate, fresh, fresh_defaults
 from kerascnn.models.downsampling import make_downsampling
-from kerascnn.models.registry import check_build_args, register
+from kerascnn.models.registry import check_build_args, downsample_spec, register
 
 __all__ = [
     "all_cnn_a",
@@ -133,13 +133,7 @@ def _build(
     input_shape, num_classes = check_build_args(name, input_shape, num_classes)
     dropout_input = check_rate(dropout_input, "dropout_input")
     dropout = check_rate(dropout, "dropout")
-    if variant == "strided" and downsample is not None:
-        raise ValueError(
-            f"{name} has no pooling stage; downsample must be None. "
-            f"Received: downsample={downsample!r}"
-        )
-    if downsample is None:
-        downsample = "conv" if variant == "all" else "max"
+    downsample = downsample_spec(name, downsample)
     defaults = {"conv": {"kernel_initializer": kernel_initializer}}
 
     inputs = keras.Input(shape=input_shape, name="input")

@@ -10,7 +10,7 @@ from keras import ops
 from kerascnn import layers
 from kerascnn.models._utils import apply_predictions
 from kerascnn.models.downsampling import make_downsampling
-from kerascnn.models.registry import check_build_args, register
+from kerascnn.models.registry import check_build_args, downsample_spec, register
 
 __all__ = ["C3_CONNECTIONS", "lenet5", "lenet5_classic", "scaled_tanh"]
 
@@ -104,7 +104,7 @@ def lenet5(input_shape=(28, 28, 1), num_classes=10, downsample=None):
       Recognition", Proceedings of the IEEE, 1998](https://doi.org/10.1109/5.726791)
     """
     input_shape, num_classes = check_build_args("lenet5", input_shape, num_classes)
-    spec = "max" if downsample is None else downsample
+    spec = downsample_spec("lenet5", downsample)
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = keras.layers.Conv2D(6, 5, padding="same", activation="relu", name="conv1")(inputs)
@@ -181,7 +181,7 @@ def lenet5_classic(input_shape=(32, 32, 1), num_classes=10, downsample=None):
       Recognition", Proceedings of the IEEE, 1998](https://doi.org/10.1109/5.726791)
     """
     input_shape, num_classes = check_build_args("lenet5_classic", input_shape, num_classes)
-    spec = "subsample" if downsample is None else downsample
+    spec = downsample_spec("lenet5_classic", downsample)
     defaults = {
         "subsample": {"activation": scaled_tanh},
         "conv": {"activation": scaled_tanh},

@@ -27,7 +27,7 @@ import keras
 from kerascnn import layers
 from kerascnn.models._utils import apply_predictions, check_rate, fresh, fresh_defaults
 from kerascnn.models.downsampling import make_downsampling
-from kerascnn.models.registry import check_build_args, register
+from kerascnn.models.registry import check_build_args, downsample_spec, register
 
 __all__ = ["nin", "nin_mnist"]
 
@@ -39,7 +39,7 @@ def _build_nin(name, blocks, input_shape, num_classes, downsample, dropout, kern
     final entry is replaced by `num_classes`."""
     input_shape, num_classes = check_build_args(name, input_shape, num_classes)
     dropout = check_rate(dropout, "dropout")
-    spec = "max" if downsample is None else downsample
+    spec = downsample_spec(name, downsample)
     defaults = {"conv": {"kernel_initializer": kernel_initializer}}
 
     inputs = keras.Input(shape=input_shape, name="input")

@@ -17,7 +17,15 @@ import inspect
 import numbers
 from collections.abc import Callable, Sequence
 
-__all__ = ["ModelInfo", "build", "check_build_args", "info", "names", "register"]
+__all__ = [
+    "ModelInfo",
+    "build",
+    "check_build_args",
+    "downsample_spec",
+    "info",
+    "names",
+    "register",
+]
 
 _REGISTRY = {}
 
@@ -159,6 +167,34 @@ def build(name, input_shape, num_classes, downsample=None, **kwargs):
     return model_info.builder(
         input_shape=input_shape, num_classes=num_classes, downsample=downsample, **kwargs
     )
+
+
+def downsample_spec(name, downsample):
+    """The downsampling spec the architecture `name` builds with.
+
+    The registry is the one table of which architectures have a pluggable downsampling stage
+    and which kind they use by default: builders call this instead of deciding themselves.
+
+    Args:
+        name: a registered model name.
+        downsample: a spec (see `kerascnn.models.make_downsampling`) or `None`.
+
+    Returns:
+        `downsample`, or the architecture's default kind when it is `None` (`None` for an
+        architecture without a separate downsampling stage).
+
+    Raises:
+        ValueError: when a spec is given to an architecture without pluggable downsampling.
+    """
+    model_info = info(name)
+    if not model_info.pluggable_downsample:
+        if downsample is not None:
+            raise ValueError(
+                f"{name} has no pooling stage; downsample must be None. "
+                f"Received: downsample={downsample!r}"
+            )
+        return None
+    return model_info.default_downsample if downsample is None else downsample
 
 
 def _standardize_input_shape(input_shape):

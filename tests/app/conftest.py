@@ -3,6 +3,7 @@ private MLflow store and runs folder under pytest's tmp_path."""
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import subprocess
 import sys
@@ -10,19 +11,20 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
-import kerascnn.train  # noqa: F401  (registers the structured configs and the resolver)
+import kerascnn.app.train  # noqa: F401  (registers the structured configs and the resolver)
 
 REPO = Path(__file__).resolve().parents[2]
-CONF_DIR = REPO / "conf"
+# The config groups as the app finds them: the package kerascnn.conf (the repository's conf/).
+CONF_DIR = Path(str(importlib.resources.files("kerascnn.conf")))
 # A run that takes a second: a few images, one epoch, no pictures or model artifact.
 TINY = ["data.limit=48", "data.val_split=0.25", "trainer.epochs=1", "trainer.batch_size=16",
         "trainer.verbose=0", "tracking.plots=false", "tracking.log_model=false"]
 
 
 def compose_config(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_module(config_module="kerascnn.conf", version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
 
 

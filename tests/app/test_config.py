@@ -9,8 +9,9 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 from kerascnn import models
-from kerascnn.config import ConfigError, validate
-from kerascnn.schedules import ConstantSchedule, CosineSchedule, StepSchedule
+from kerascnn.app.config import ConfigError, validate
+from kerascnn.app.schedules import ConstantSchedule, CosineSchedule, StepSchedule
+from kerascnn.app.train import prepare
 from tests.app.conftest import CONF_DIR, compose_config
 
 GROUPS = ["model", "downsample", "data", "optimizer", "schedule", "trainer", "tracking",
@@ -63,14 +64,28 @@ def test_paper_experiment_all_cnn_c():
 @pytest.mark.parametrize("value,expected", [("3", 3.0), ("inf", math.inf), ("1", 1.0)])
 def test_p_accepts_numbers_and_inf(value, expected):
     cfg = compose_config("downsample=pnorm", f"downsample.p={value}")
-    assert validate(cfg).downsample.p == expected
+    assert validate(cfg).downsample["p"] == expected
 
 
 @pytest.mark.parametrize("override,message", [
-    ("downsample.p=0.5", "downsample.p must be >= 1 or inf, got 0.5"),
-    ("downsample.p=nan", "downsample.p must be >= 1 or inf, got nan"),
-    ("downsample.p=abc", "downsample.p must be >= 1 or inf, got 'abc'"),
-    ("downsample.p=true", "downsample.p must be >= 1 or inf, got True"),
+    ("downsample.p=0.5", "Invalid value for `downsample.p`. Expected a number >= 1 or inf. "
+                         "Received: downsample.p=0.5"),
+    ("downsample.p=nan", "Received: downsample.p=nan"),
+    ("downsample.p=abc", "Received: downsample.p='abc'"),
+    ("downsample.p=true", "Received: downsample.p=True"),
+    ("downsample.name=median", "Unknown downsampling kind in downsample={'name': 'median'"),
+    ("+downsample.depthwise=true", "`downsample.depthwise` is not an option of this kind"),
+])
+def test_the_layer_checks_downsample_and_the_app_names_the_key(override, message):
+    """The downsample node passes through to the models' factory, checked before any data."""
+    with pytest.raises(ConfigError) as info:
+        prepare(compose_config("downsample=pnorm", override, "data=mnist",
+                               "data.path=/no/such/dir"))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("override,message", [
     ("trainer.epochs=0", "trainer.epochs must be >= 1, got 0"),
     ("trainer.batch_size=0", "trainer.batch_size must be >= 1, got 0"),
     ("optimizer.learning_rate=0", "optimizer.learning_rate must be > 0, got 0.0"),
@@ -81,10 +96,8 @@ def test_p_accepts_numbers_and_inf(value, expected):
     ("optimizer.weight_decay=-1", "optimizer.weight_decay must be >= 0, got -1.0"),
 ])
 def test_out_of_range_values_are_named(override, message):
-    overrides = ["downsample=pnorm", override] if override.startswith("downsample") else [
-        override]
     with pytest.raises(ConfigError) as info:
-        validate(compose_config(*overrides))
+        validate(compose_config(override))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 

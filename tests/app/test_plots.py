@@ -5,7 +5,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from kerascnn.tracking import plots
+from kerascnn.app.tracking import plots
 
 
 def _tiny_model(channels=3, with_down=True):

@@ -36,7 +36,7 @@ def _check_finished_family(runs_dir, names):
 
 
 def test_basic_launcher_and_compare(tmp_path, capsys):
-    from kerascnn.compare import main
+    from kerascnn.app.compare import main
 
     result = run_cli(["-m", "downsample=max,pnorm", *TINY], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

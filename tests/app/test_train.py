@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from kerascnn import models
-from kerascnn.schedules import CosineSchedule
-from kerascnn.train import prepare, train
+from kerascnn.app.schedules import CosineSchedule
+from kerascnn.app.train import prepare, train
 from tests.app.conftest import TINY, all_runs, compose_config
 
 EPOCH_METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
@@ -117,7 +117,7 @@ def test_run_status_on_errors(store, monkeypatch, error, status):
 
 
 def test_model_rejects_a_spec_it_cannot_take(store):
-    from kerascnn.config import ConfigError
+    from kerascnn.app.config import ConfigError
 
     with pytest.raises(ConfigError, match="downsample must be null for model strided_cnn_c"):
         train(compose_config("model=strided_cnn_c", "downsample=pnorm", *TINY))

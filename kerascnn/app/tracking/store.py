@@ -1,23 +1,23 @@
-"""Where runs are stored: the default embedded SQLite store under ``runs/``, or a given URI."""
+"""Where runs are stored: the default embedded SQLite store under ``runs/``, or a given URI.
+
+Runs go where the user works, as MLflow and Hydra default to the working folder:
+``$KERASCNN_RUNS_DIR``, else ``./runs`` in the current folder. MLflow is imported only by the
+functions that talk to a store.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import mlflow
-from mlflow.exceptions import MlflowException
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
 
 def runs_dir() -> Path:
-    """``runs/`` in the repository, or ``$KERASCNN_RUNS_DIR``: Hydra outputs and the store."""
-    return Path(os.environ.get("KERASCNN_RUNS_DIR") or PROJECT_ROOT / "runs").resolve()
+    """``$KERASCNN_RUNS_DIR``, else ``./runs``: Hydra outputs, the store and checkpoints."""
+    return Path(os.environ.get("KERASCNN_RUNS_DIR") or "runs").resolve()
 
 
 def default_tracking_uri() -> str:
-    """``sqlite:///<repo>/runs/mlflow.db``: an absolute path, shared by every job and the UI."""
+    """``sqlite:///<runs>/mlflow.db``: an absolute path, shared by every job and the UI."""
     return f"sqlite:///{runs_dir() / 'mlflow.db'}"
 
 
@@ -44,6 +44,9 @@ def ensure_experiment(tracking_uri: str, experiment: str) -> str:
     Safe to call from several processes: a concurrent creation of the same experiment is
     answered by looking it up again.
     """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     client = mlflow.MlflowClient(tracking_uri)

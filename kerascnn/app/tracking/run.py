@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import traceback
 from collections.abc import Iterator, Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import mlflow
+from kerascnn.app.tracking.store import ensure_experiment
 
-from kerascnn.tracking.store import PROJECT_ROOT, ensure_experiment
+if TYPE_CHECKING:
+    import mlflow
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -26,13 +29,31 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def git_commit() -> str | None:
-    """The checked-out commit of the project's repository, when it is one."""
+    """The commit of kerascnn's own checkout, when the package runs from one.
+
+    An installed wheel has none (its version is tagged instead), even when the virtual
+    environment lies inside some other repository: the package's files must be tracked.
+    """
+    package = Path(__file__).resolve().parents[2]
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+        subprocess.run(["git", "ls-files", "--error-unmatch", "__init__.py"], cwd=package,
+                       capture_output=True, timeout=10, check=True)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True,
                              text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+# Slurm's description of the job a run belongs to, recorded as tags.
+SLURM_TAGS = {"SLURM_JOB_ID": "slurm.job_id", "SLURM_ARRAY_JOB_ID": "slurm.array_job_id",
+              "SLURM_ARRAY_TASK_ID": "slurm.array_task_id", "SLURM_JOB_NODELIST": "slurm.nodelist",
+              "SLURM_RESTART_COUNT": "slurm.restart_count"}
+
+
+def slurm_tags() -> dict[str, str]:
+    """``slurm.job_id`` and friends when the process runs inside a Slurm job."""
+    return {tag: os.environ[var] for var, tag in SLURM_TAGS.items() if os.environ.get(var)}
 
 
 @contextlib.contextmanager
@@ -40,6 +61,8 @@ def tracked_run(tracking_uri: str, experiment: str, run_name: str,
                 tags: Mapping[str, str] | None = None,
                 parent_run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """Start a run and always end it: FINISHED, FAILED (error recorded) or KILLED (Ctrl-C)."""
+    import mlflow
+
     mlflow.set_tracking_uri(tracking_uri)
     experiment_id = ensure_experiment(tracking_uri, experiment)
     all_tags = dict(tags or {})

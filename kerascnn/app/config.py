@@ -8,16 +8,17 @@ starts (``__post_init__`` runs in :func:`omegaconf.OmegaConf.to_object`, not on 
 
 from __future__ import annotations
 
-import math
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from hydra.errors import CompactHydraException
+from hydra.errors import CompactHydraException, InstantiationException
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-DOWNSAMPLE_KINDS = ("max", "mean", "pnorm", "pnorm_learned", "conv", "subsample")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
@@ -33,33 +34,37 @@ def _require(ok: bool, key: str, rule: str, value: Any) -> None:
         raise ConfigError(f"{key} {rule}, got {value!r}")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+@contextlib.contextmanager
+def config_keys(keys: Mapping[str, str], context: str | None = None) -> Iterator[None]:
+    """Turn a library ``ValueError`` into a :class:`ConfigError` that names config keys.
 
-
-@dataclass
-class DownsampleConfig:
-    """The downsampling stage: one of DESIGN.md's kinds, or a user's layer via ``_target_``."""
-
-    name: str = MISSING
-    p: Any = None  # a number >= 1, or inf; checked here so that 'abc' gets the same one line
-    depthwise: bool = False
-    _target_: str | None = None
-
-    def __post_init__(self) -> None:
-        if self._target_ is None:
-            _require(self.name in DOWNSAMPLE_KINDS, "downsample.name",
-                     f"must be one of {', '.join(DOWNSAMPLE_KINDS)}", self.name)
-        if self.p is not None:
-            p = self.p
-            if isinstance(p, str):
-                try:
-                    p = float(p)
-                except ValueError:
-                    pass
-            _require(_is_number(p) and not math.isnan(p) and p >= 1,
-                     "downsample.p", "must be >= 1 or inf", self.p)
-            self.p = float(p)
+    The library names the Python argument that received a bad value (``Invalid value for
+    argument `val_split` ... Received: val_split=1.5``); ``keys`` maps those arguments to the
+    config keys they come from (``{"val_split": "data.val_split"}``), and the message is
+    rewritten to name the key (``Invalid value for `data.val_split` ... Received:
+    data.val_split=1.5``). A message that names none of them is prefixed with ``context``.
+    This is the one place where library errors become configuration errors.
+    """
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (ValueError, InstantiationException) as exc:
+        cause = exc
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if not isinstance(cause, ValueError):
+            raise
+        message, named = " ".join(str(cause).split()), False
+        for argument, key in keys.items():
+            pattern = rf"(argument `{argument}`|`{argument}`|\b{argument}=)"
+            replaced = re.sub(pattern, lambda m, k=key: f"`{k}`" if m.group(0).startswith(
+                ("argument", "`")) else f"{k}=", message)
+            named |= replaced != message
+            message = replaced
+        if not named and context:
+            message = f"{context}: {message}"
+        raise ConfigError(message) from exc
 
 
 @dataclass
@@ -130,7 +135,7 @@ class AdamConfig(OptimizerConfig):
 
 @dataclass
 class ScheduleConfig:
-    """A learning-rate schedule over epochs; ``_target_`` is a class in kerascnn.schedules."""
+    """A learning-rate schedule over epochs; ``_target_`` is a class in kerascnn.app.schedules."""
 
     _target_: str = MISSING
     name: str = MISSING
@@ -204,7 +209,7 @@ class Config:
     """The whole training configuration (``conf/config.yaml``)."""
 
     model: Any = MISSING
-    downsample: DownsampleConfig | None = None
+    downsample: Any = None  # passed through to kerascnn.models.make_downsampling unchanged
     data: DataConfig = MISSING
     optimizer: Any = MISSING
     schedule: Any = MISSING
@@ -216,7 +221,6 @@ def register_configs() -> None:
     """Register the schemas; the YAML files of each group name them in their defaults list."""
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
-    cs.store(group="downsample", name="downsample_schema", node=DownsampleConfig)
     cs.store(group="data", name="data_schema", node=DataConfig)
     cs.store(group="optimizer", name="sgd_schema", node=SGDConfig)
     cs.store(group="optimizer", name="adam_schema", node=AdamConfig)

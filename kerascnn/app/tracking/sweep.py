@@ -26,7 +26,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from kerascnn.tracking.store import ensure_experiment, resolve_tracking_uri
+from kerascnn.app.tracking.store import ensure_experiment, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 
-from kerascnn.tracking import plots
+from kerascnn.app.tracking import plots
 
 
 def log_pictures(model, history: dict, pipelines, run_name: str | None = None) -> list[str]:

@@ -1,6 +1,6 @@
 """MLflow tracking for the training app: the store, Keras callbacks, sweep callbacks and plots."""
 
-from kerascnn.tracking.store import (
+from kerascnn.app.tracking.store import (
     artifact_location,
     default_tracking_uri,
     ensure_experiment,

@@ -1,0 +1,250 @@
+"""``python -m kerascnn.train [overrides]``: validate -> build -> fit -> evaluate -> log.
+
+The Hydra entry point is thin: :func:`train` checks every setting before any work starts,
+builds the data pipelines, the model, the optimizer and the schedule from the config
+(``hydra.utils.instantiate`` for whatever names a ``_target_``), trains and evaluates on
+TensorFlow, and records the run in MLflow. It returns the best validation accuracy, the
+objective of hyper-parameter sweeps.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from kerascnn.app.config import ConfigError, config_keys, register_configs, validate
+from kerascnn.app.tracking.store import default_tracking_uri, resolve_tracking_uri, runs_dir
+
+log = logging.getLogger("kerascnn.train")
+
+register_configs()
+OmegaConf.register_new_resolver("kerascnn_runs_dir", lambda: str(runs_dir()), replace=True)
+
+# The data library's arguments and the config keys they come from.
+DATA_KEYS = {"name": "data.name", "path": "data.path", "val_split": "data.val_split",
+             "image_size": "data.image_size", "batch_size": "trainer.batch_size",
+             "seed": "trainer.seed", "augment": "data.augment", "flip": "data.flip",
+             "normalize": "data.normalize", "limit": "data.limit"}
+
+
+@dataclass
+class Job:
+    """Everything a training needs, resolved and checked before an MLflow run starts."""
+
+    config: Any
+    pipelines: Any
+    model: Any
+    optimizer: Any
+    schedule: Any
+    runtime: Any
+    downsample_name: str
+
+    @property
+    def downsample_label(self) -> str:
+        """The kind, with p when p-norm pooling uses another p than 2 (``pnorm3``)."""
+        node = self.config.downsample
+        p = node.get("p") if isinstance(node, dict) else None
+        if self.downsample_name == "pnorm" and p is not None and float(p) != 2:
+            return f"pnorm{float(p):g}"
+        return self.downsample_name
+
+
+def _downsample_spec(cfg: DictConfig) -> tuple[Any, str | None]:
+    """The config's downsample node as the models' spec, and the kind's name.
+
+    The node passes through unchanged (``{"name": "pnorm", "p": 3}``): the models' factory is
+    the one place that knows the kinds and their options. A node with a ``_target_`` is a
+    user's own layer class, called like a Keras pooling layer.
+    """
+    node = cfg.get("downsample")
+    if node is None:
+        return None, None
+    spec = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items()
+            if v is not None}
+    if spec.get("_target_"):
+        name = spec.pop("name", None) or spec["_target_"].rsplit(".", 1)[-1]
+        with config_keys({}, context="downsample._target_"):
+            return hydra.utils.instantiate(spec, _partial_=True), name
+    return spec, spec.get("name")
+
+
+def _image_size(cfg: DictConfig, model_info, native: int) -> int:
+    """``data.image_size``, else the model's input size for the embedded digits, else native."""
+    if cfg.data.get("image_size"):
+        return int(cfg.data.image_size)
+    if cfg.data.name == "digits":
+        return int(model_info.input_shape[0]) if model_info is not None else 28
+    return native
+
+
+def prepare(cfg: DictConfig) -> Job:
+    """Check every setting and build data, model and optimizer; raise ConfigError on bad input."""
+    conf = validate(cfg)
+
+    import keras
+
+    from kerascnn import models
+    from kerascnn.app.runtime import choose_runtime, dtype_policy
+    from kerascnn.data import load_arrays, make_pipelines
+
+    model_cfg = cfg.model
+    info = None
+    if model_cfg.get("_target_") == "kerascnn.models.build":
+        with config_keys({"name": "model.name"}):
+            info = models.info(model_cfg.name)
+    spec, downsample_name = _downsample_spec(cfg)
+    downsample_keys = {"spec": "downsample", "downsample": "downsample",
+                       **{k: f"downsample.{k}" for k in (cfg.downsample or {})}}
+    if info is not None:
+        with config_keys(downsample_keys, context=f"model={info.name}"):
+            resolved = models.registry.downsample_spec(info.name, spec)
+            if resolved is not None:  # the layer checks its options: build one, unused
+                models.make_downsampling(resolved, pool_size=2, name="down_check")
+        if downsample_name is None:  # the model's own choice; "none" without a separate stage
+            downsample_name = info.default_downsample or "none"
+    downsample_name = downsample_name or "default"
+
+    with config_keys(DATA_KEYS):
+        arrays = load_arrays(conf.data.name, conf.data.path)
+    image_size = _image_size(cfg, info, arrays.x_train.shape[1])
+    if info is not None:  # the builder's own check, before any data is resized
+        with config_keys({"input_shape": "data.image_size"}, context="data.image_size"):
+            models.registry.check_build_args(
+                info.name, (image_size, image_size, arrays.x_train.shape[-1]),
+                arrays.num_classes)
+
+    runtime = choose_runtime(conf.trainer.precision, conf.trainer.jit_compile)
+    keras.utils.set_random_seed(conf.trainer.seed)
+    with config_keys(DATA_KEYS):
+        pipelines = make_pipelines(
+            arrays, image_size=image_size, batch_size=conf.trainer.batch_size,
+            val_split=conf.data.val_split, augment=conf.data.augment, flip=conf.data.flip,
+            seed=conf.trainer.seed, normalize=conf.data.normalize, limit=conf.data.limit)
+
+    with runtime.scope(), dtype_policy(runtime.precision):
+        with config_keys({**downsample_keys, **{k: f"model.{k}" for k in model_cfg}},
+                         context=f"model={model_cfg.get('name')}"):
+            model = hydra.utils.instantiate(
+                model_cfg, input_shape=pipelines.input_shape,
+                num_classes=pipelines.num_classes, downsample=spec, _convert_="all")
+        optimizer = hydra.utils.instantiate(cfg.optimizer)
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], jit_compile=runtime.jit_compile)
+    schedule = hydra.utils.instantiate(
+        cfg.schedule, base_learning_rate=conf.optimizer.learning_rate,
+        epochs=conf.trainer.epochs)
+    return Job(conf, pipelines, model, optimizer, schedule, runtime, downsample_name)
+
+
+def _run_name(cfg: DictConfig, job: Job) -> str:
+    if cfg.tracking.get("run_name"):
+        return cfg.tracking.run_name
+    from kerascnn.app.tracking.sweep import job_run_name
+
+    return job_run_name() or f"{cfg.model.name}-{job.downsample_label}-{cfg.data.name}"
+
+
+def _callbacks(job: Job) -> list:
+    import keras
+
+    from kerascnn.app.tracking.callbacks import EpochMetricsCallback, ThroughputCallback
+
+    trainer = job.config.trainer
+    callbacks = [keras.callbacks.LearningRateScheduler(job.schedule),
+                 ThroughputCallback(job.pipelines.num_train)]
+    if trainer.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=trainer.early_stopping_monitor, patience=trainer.early_stopping_patience,
+            restore_best_weights=True))
+    callbacks.append(EpochMetricsCallback())
+    return callbacks
+
+
+def _tags(cfg: DictConfig, job: Job) -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    from kerascnn import __version__
+    from kerascnn.app.tracking.run import git_commit, slurm_tags
+    from kerascnn.app.tracking.sweep import job_overrides
+
+    tags = {
+        "model": str(cfg.model.name), "downsample": job.downsample_label,
+        "data": str(cfg.data.name), "hydra.overrides": " ".join(job_overrides()),
+        "device": job.runtime.device, "precision": job.runtime.precision,
+        "jit_compile": str(job.runtime.jit_compile), "tensorflow.version": tf.__version__,
+        "keras.version": keras.__version__, "keras.backend": keras.backend.backend(),
+        "kerascnn.version": __version__, **slurm_tags(),
+    }
+    commit = git_commit()
+    if commit:
+        tags["git.commit"] = commit
+    return tags
+
+
+def _log_artifacts(cfg: DictConfig, job: Job, history: dict, run_name: str) -> None:
+    import mlflow
+
+    from kerascnn.app.tracking.sweep import job_overrides
+
+    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
+    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(job_overrides())),
+                    "config/overrides.yaml")
+    if cfg.tracking.plots:
+        from kerascnn.app.tracking import pictures
+
+        pictures.log_pictures(job.model, history, job.pipelines, run_name=run_name)
+    if cfg.tracking.log_model:
+        from kerascnn.app.tracking.model import log_keras_model
+
+        log_keras_model(job.model, job.pipelines.x_test[:2])
+
+
+def train(cfg: DictConfig) -> float:
+    """Train one configuration; return the best ``val_accuracy`` (else ``test_accuracy``)."""
+    job = prepare(cfg)
+
+    import mlflow
+
+    from kerascnn.app.tracking.run import flatten, tracked_run
+    from kerascnn.app.tracking.sweep import parent_run_id, record_run_id
+
+    tracking_uri = resolve_tracking_uri(cfg.tracking.get("uri"))
+    params = flatten(OmegaConf.to_container(cfg, resolve=True))
+    params.pop("downsample", None)  # a null group: the model's own choice, named below
+    params["model.num_params"] = job.model.count_params()
+    params["data.image_size"] = job.pipelines.input_shape[0]
+    params["downsample.name"] = job.downsample_name
+    trainer = job.config.trainer
+    with tracked_run(tracking_uri, cfg.tracking.experiment, _run_name(cfg, job),
+                     tags=_tags(cfg, job), parent_run_id=parent_run_id()) as run:
+        record_run_id(run.info.run_id)
+        mlflow.log_params(params)
+        fit = job.model.fit(job.pipelines.train, validation_data=job.pipelines.val,
+                            epochs=trainer.epochs, callbacks=_callbacks(job),
+                            shuffle=False, verbose=trainer.verbose)  # the pipeline shuffles
+        test = job.model.evaluate(job.pipelines.test, return_dict=True, verbose=0)
+        results = {"test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
+                   "test_error": 1.0 - float(test["accuracy"])}
+        mlflow.log_metrics(results)
+        _log_artifacts(cfg, job, fit.history, run.info.run_name)
+    objective = max(fit.history.get("val_accuracy") or [results["test_accuracy"]])
+    print(f"{run.info.run_name}: test accuracy {results['test_accuracy']:.4f} "
+          f"(test error {results['test_error']:.4f}, {job.model.count_params():,} parameters)")
+    print(f"MLflow run {run.info.run_id} in {tracking_uri}")
+    if tracking_uri == default_tracking_uri():
+        print("See it in the MLflow UI: make ui, then open http://127.0.0.1:5000")
+    return float(objective)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://kerascnn.conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
