@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kerascnn.data.checks import as_labels, check_split
-from kerascnn.data.errors import DataError, one_line
+from kerascnn.data.errors import Received, one_line
 
 IMAGE_SIDE = 32
 ROW_SIZE = 3 * IMAGE_SIDE * IMAGE_SIDE
@@ -80,73 +80,73 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to unpickle the global {module}.{name}")
 
 
-def unpickle(file: Path, where: str) -> dict:
+def unpickle(file: Path, received: Received) -> dict:
     """Unpickle a CIFAR file into a dict with `str` keys."""
     try:
         with open(file, "rb") as f:
             obj = _ArrayOnlyUnpickler(f, encoding="bytes").load()
     except Exception as exc:  # unpickling garbage can raise nearly any exception type
-        raise DataError(
-            f"{where}: could not unpickle {file} as a CIFAR python batch ({one_line(exc)})"
+        raise received.error(
+            f"Could not unpickle {file} as a CIFAR python batch ({one_line(exc)})"
         ) from exc
     if not isinstance(obj, dict):
-        raise DataError(f"{where}: {file} holds a pickled {type(obj).__name__}; expected a dict")
+        raise received.error(f"{file} holds a pickled {type(obj).__name__}; expected a dict")
     return {
         k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k): v for k, v in obj.items()
     }
 
 
-def read_batch(file: Path, label_key: str, num_classes: int, where: str):
+def read_batch(file: Path, label_key: str, num_classes: int, received: Received):
     """Read one batch file; returns ``(images (N, 32, 32, 3) uint8, labels (N,) int64)``."""
-    batch = unpickle(file, where)
+    batch = unpickle(file, received)
     missing = [k for k in ("data", label_key) if k not in batch]
     if missing:
-        raise DataError(
-            f"{where}: {file} lacks the keys {', '.join(repr(k.encode()) for k in missing)}; "
+        raise received.error(
+            f"{file} lacks the keys {', '.join(repr(k.encode()) for k in missing)}; "
             f"found {', '.join(sorted(batch)) or 'none'}"
         )
     data = batch["data"]
     if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != ROW_SIZE:
         shape = data.shape if isinstance(data, np.ndarray) else type(data).__name__
-        raise DataError(
-            f"{where}: {file}[b'data'] has shape {shape}; expected (N, {ROW_SIZE}) "
+        raise received.error(
+            f"{file}[b'data'] has shape {shape}; expected (N, {ROW_SIZE}) "
             "(32x32 images, channel-major)"
         )
     if data.dtype != np.uint8:
-        raise DataError(f"{where}: {file}[b'data'] has dtype {data.dtype}; expected uint8")
+        raise received.error(f"{file}[b'data'] has dtype {data.dtype}; expected uint8")
     labels = batch[label_key]
     try:
         labels = np.asarray(labels)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"{where}: {file}[b'{label_key}'] is not a list of integers") from exc
+        raise received.error(f"{file}[b'{label_key}'] is not a list of integers") from exc
     labels = as_labels(
-        labels, num_classes=num_classes, source=f"{file}[b'{label_key}']", where=where
+        labels, num_classes=num_classes, source=f"{file}[b'{label_key}']", received=received
     )
     check_split(
         data,
         labels,
         x_source=f"{file}[b'data']",
         y_source=f"{file}[b'{label_key}']",
-        where=where,
+        received=received,
     )
     images = data.reshape(-1, 3, IMAGE_SIDE, IMAGE_SIDE).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels
 
 
-def read_class_names(file: Path, layout: CifarLayout, where: str) -> tuple[str, ...]:
+def read_class_names(file: Path, layout: CifarLayout, received: Received) -> tuple[str, ...]:
     """Read the class names from the meta file."""
-    meta = unpickle(file, where)
+    meta = unpickle(file, received)
     names = meta.get(layout.names_key)
     if not isinstance(names, list | tuple) or len(names) != layout.num_classes:
         found = len(names) if isinstance(names, list | tuple) else "no"
-        raise DataError(
-            f"{where}: {file}[b'{layout.names_key}'] holds {found} class names; "
+        raise received.error(
+            f"{file}[b'{layout.names_key}'] holds {found} class names; "
             f"expected a list of {layout.num_classes}"
         )
     return tuple(n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names)
 
 
-def locate(path: Path, layout: CifarLayout, where: str) -> Path:
+def locate(path: Path, layout: CifarLayout, received: Received) -> Path:
     """Return the folder holding the batch files: `path` itself or ``path/<layout.folder>``."""
     required = (*layout.train_files, layout.test_file)
     candidates = [path, path / layout.folder]
@@ -158,31 +158,34 @@ def locate(path: Path, layout: CifarLayout, where: str) -> Path:
     missing = [f for f in required if not (best / f).is_file()]
     expected = ", ".join(required)
     if len(missing) < len(required):
-        raise DataError(f"{where}: {best} lacks the CIFAR batch files {', '.join(missing)}")
-    raise DataError(
-        f"{where} holds no CIFAR python batches; expected {expected} (and {layout.meta_file}) "
-        f"in it or in its subfolder {layout.folder}, as extracted from the python version "
-        "archive"
+        raise received.error(f"{best} lacks the CIFAR batch files {', '.join(missing)}")
+    raise received.error(
+        f"Expected a folder holding the CIFAR python batches {expected} (and "
+        f"{layout.meta_file}), or its parent with the subfolder {layout.folder}, as extracted "
+        "from the python version archive",
+        f"no CIFAR python batches in {path}",
     )
 
 
-def load_cifar_path(path: Path, layout: CifarLayout, where: str):
+def load_cifar_path(path: Path, layout: CifarLayout, received: Received):
     """Load CIFAR from a folder; returns ``(x_train, y_train, x_test, y_test, class_names)``.
 
     `class_names` is None when the folder has no meta file.
     """
     if not path.is_dir():
-        raise DataError(f"{where} is not a folder; expected the folder {layout.folder}")
-    folder = locate(path, layout, where)
+        raise received.error(
+            f"Expected the folder {layout.folder} (or its parent)", f"{path} is not a folder"
+        )
+    folder = locate(path, layout, received)
     parts = [
-        read_batch(folder / f, layout.label_key, layout.num_classes, where)
+        read_batch(folder / f, layout.label_key, layout.num_classes, received)
         for f in layout.train_files
     ]
     x_train = np.concatenate([p[0] for p in parts])
     y_train = np.concatenate([p[1] for p in parts])
     x_test, y_test = read_batch(
-        folder / layout.test_file, layout.label_key, layout.num_classes, where
+        folder / layout.test_file, layout.label_key, layout.num_classes, received
     )
     meta = folder / layout.meta_file
-    names = read_class_names(meta, layout, where) if meta.is_file() else None
+    names = read_class_names(meta, layout, received) if meta.is_file() else None
     return x_train, y_train, x_test, y_test, names

@@ -7,12 +7,16 @@ import numpy as np
 import tensorflow as tf
 
 from kerascnn.data.datasets import ArrayData
-from kerascnn.data.errors import DataError
+from kerascnn.data.errors import DataError, invalid_value
+from kerascnn.data.memory import format_bytes, memory_limit
 
 NORMALIZATIONS = ("unit", "standardize")
 # Datasets whose classes change under a left-right mirror (digit glyphs): no flips by default.
 NO_FLIP_DATASETS = ("digits", "mnist")
 _RESIZE_CHUNK = 2048
+# The resized float32 images may take at most this fraction of the machine's memory: resizing
+# and normalising hold two copies of them at the peak.
+MEMORY_FRACTION = 0.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,61 +59,61 @@ def _is_int(value) -> bool:
 
 def _check_args(data, image_size, batch_size, val_split, augment, flip, seed, normalize, limit):
     if not isinstance(data, ArrayData):
-        raise TypeError(f"`data` must be an ArrayData. Received: data={type(data).__name__}")
+        raise TypeError(
+            "Invalid type for argument `data`. Expected an ArrayData (from load_arrays). "
+            f"Received: data={type(data).__name__}"
+        )
+    shapes = f"data=ArrayData(x_train.shape={data.x_train.shape}, x_test.shape={data.x_test.shape}"
     if data.x_train.ndim != 4 or data.x_test.ndim != 4:
-        raise ValueError(
-            "Invalid value for argument `data`. Expected images (N, H, W, C). Received: "
-            f"x_train.shape={data.x_train.shape}, x_test.shape={data.x_test.shape}"
+        raise DataError(
+            f"Invalid value for argument `data`. Expected images (N, H, W, C). Received: {shapes})"
         )
     if len(data.x_train) != len(data.y_train) or len(data.x_test) != len(data.y_test):
-        raise ValueError(
-            "Invalid value for argument `data`. Expected as many labels as images. Received: "
-            f"{len(data.x_train)}/{len(data.y_train)} training and "
-            f"{len(data.x_test)}/{len(data.y_test)} test images/labels"
+        raise DataError(
+            "Invalid value for argument `data`. Expected as many labels as images. "
+            f"Received: {shapes}, y_train.shape={data.y_train.shape}, "
+            f"y_test.shape={data.y_test.shape})"
         )
     if image_size is not None and not (_is_int(image_size) and image_size >= 1):
-        raise DataError(
-            "Invalid value for data.image_size. Expected a positive integer or null. "
-            f"Received: data.image_size={image_size!r}"
-        )
+        raise invalid_value("image_size", image_size, "Expected a positive integer or None")
     if not (_is_int(batch_size) and batch_size >= 1):
-        raise DataError(
-            "Invalid value for trainer.batch_size. Expected an integer >= 1. "
-            f"Received: trainer.batch_size={batch_size!r}"
-        )
+        raise invalid_value("batch_size", batch_size, "Expected an integer >= 1")
     if not (
         isinstance(val_split, numbers.Real)
         and not isinstance(val_split, bool)
         and 0 <= val_split < 1
     ):
-        raise DataError(
-            "Invalid value for data.val_split. Expected a fraction in [0, 1). "
-            f"Received: data.val_split={val_split!r}"
-        )
+        raise invalid_value("val_split", val_split, "Expected a fraction in [0, 1)")
     if not isinstance(augment, bool | np.bool_):
-        raise DataError(
-            "Invalid value for data.augment. Expected true or false. "
-            f"Received: data.augment={augment!r}"
-        )
+        raise invalid_value("augment", augment, "Expected True or False")
     if flip is not None and not isinstance(flip, bool | np.bool_):
-        raise DataError(
-            "Invalid value for data.flip. Expected true, false or null. "
-            f"Received: data.flip={flip!r}"
-        )
+        raise invalid_value("flip", flip, "Expected True, False or None")
     if not _is_int(seed):
-        raise DataError(
-            f"Invalid value for trainer.seed. Expected an integer. Received: trainer.seed={seed!r}"
-        )
+        raise invalid_value("seed", seed, "Expected an integer")
     if normalize not in NORMALIZATIONS:
-        raise DataError(
-            f"Invalid value for data.normalize. Expected one of {', '.join(NORMALIZATIONS)}. "
-            f"Received: data.normalize={normalize!r}"
+        raise invalid_value(
+            "normalize", normalize, f"Expected one of {', '.join(map(repr, NORMALIZATIONS))}"
         )
     if limit is not None and not (_is_int(limit) and limit >= 1):
-        raise DataError(
-            "Invalid value for data.limit. Expected a positive integer or null. "
-            f"Received: data.limit={limit!r}"
-        )
+        raise invalid_value("limit", limit, "Expected a positive integer or None")
+
+
+def _check_resized_memory(num_images: int, channels: int, image_size: int) -> None:
+    """Refuse an `image_size` whose resized float32 images take over `MEMORY_FRACTION` of the
+    machine's memory (`memory_limit`); nothing is checked where that is unknown."""
+    limit = memory_limit()
+    needed = num_images * image_size * image_size * channels * 4
+    if limit is None or needed <= MEMORY_FRACTION * limit:
+        return
+    raise invalid_value(
+        "image_size",
+        image_size,
+        f"Expected a size whose resized float32 images fit in {MEMORY_FRACTION:.0%} of this "
+        "machine's memory "
+        f"({format_bytes(MEMORY_FRACTION * limit)} of {format_bytes(limit)})",
+        f"{num_images:,} images of {image_size}x{image_size}x{channels} float32 would take "
+        f"{format_bytes(needed)}",
+    )
 
 
 def num_validation(num_examples: int, val_split: float) -> int:
@@ -239,6 +243,10 @@ def make_pipelines(
     Args:
         data: the arrays, from `load_arrays`.
         image_size: resize images to ``image_size x image_size``; None keeps the native size.
+            The resized images are float32, ``N * image_size**2 * C * 4`` bytes for the `N`
+            images kept (after `limit`): a size for which that exceeds `MEMORY_FRACTION`
+            (half) of the machine's memory (its physical memory, or its container's limit) is
+            refused before anything is resized.
         batch_size: examples per batch.
         val_split: the fraction of training examples held out for validation, in [0, 1).
         augment: whether to augment the training batches.
@@ -254,8 +262,10 @@ def make_pipelines(
         A `Pipelines`.
 
     Raises:
-        DataError: an argument is out of range (the message names the config setting, e.g.
-            ``data.val_split``), or the validation split leaves no training example.
+        DataError: an argument is out of range, the validation split leaves no training
+            example, or the resized images would not fit in memory. The message names the
+            argument both as `` `val_split` `` and as ``val_split=...`` (likewise for the
+            others).
 
     Example:
 
@@ -275,13 +285,19 @@ def make_pipelines(
     num_val = num_validation(len(x_train), val_split)
     num_train = len(x_train) - num_val
     if num_train < 1:
-        raise DataError(
-            f"Invalid value for data.val_split. With {len(x_train)} training examples, "
-            f"data.val_split={val_split!r} leaves none for training"
+        raise invalid_value(
+            "val_split",
+            val_split,
+            "Expected a fraction that leaves at least one training example",
+            f"{len(x_train)} training example(s)"
+            + (f" with limit={limit!r}" if limit is not None else "")
+            + ", all held out for validation",
         )
     x_val, y_val = x_train[num_train:], y_train[num_train:]
     x_train, y_train = x_train[:num_train], y_train[:num_train]
     if image_size is not None:
+        num_images = len(x_train) + len(x_val) + len(x_test)
+        _check_resized_memory(num_images, x_train.shape[-1], image_size)
         x_train, x_val, x_test = (_resize(a, image_size) for a in (x_train, x_val, x_test))
 
     channels = x_train.shape[-1]

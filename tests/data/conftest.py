@@ -4,6 +4,8 @@ import keras
 import pytest
 
 _DOWNLOADING = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+# The real loaders, for the tests that point a download at a local server.
+_REAL_LOAD_DATA = {name: getattr(keras.datasets, name).load_data for name in _DOWNLOADING}
 
 
 @pytest.fixture(autouse=True)
@@ -26,3 +28,10 @@ def _no_downloads(monkeypatch):
 
     for name in _DOWNLOADING:
         monkeypatch.setattr(getattr(keras.datasets, name), "load_data", refuse)
+
+
+@pytest.fixture
+def real_keras_loaders():
+    """The keras.datasets loaders as Keras ships them, by dataset name (the suite replaces
+    them with refusing ones); a test that uses one must point its download at a local server."""
+    return dict(_REAL_LOAD_DATA)

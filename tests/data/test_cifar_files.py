@@ -1,4 +1,4 @@
-"""CIFAR-10 / CIFAR-100 python batches under data.path."""
+"""CIFAR-10 / CIFAR-100 python batches under `path`."""
 
 import os
 import pickle
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kerascnn.data import DataError, load_arrays
+from tests.data.helpers import assert_names_argument
 from tests.data.writers import (
     cifar10_batch,
     cifar100_batch,
@@ -102,7 +103,7 @@ def _expect(match, name, path):
     with pytest.raises(DataError, match=match) as info:
         load_arrays(name, str(path))
     message = str(info.value)
-    assert "data.path=" in message and str(path) in message and "\n" not in message
+    assert_names_argument(message, "path", str(path))
     return message
 
 
@@ -116,14 +117,14 @@ def cifar10_dir(tmp_path):
 
 def test_not_a_pickle(cifar10_dir):
     (cifar10_dir / "data_batch_2").write_bytes(b"\x00\x01garbage")
-    message = _expect("could not unpickle", "cifar10", cifar10_dir)
+    message = _expect("Could not unpickle", "cifar10", cifar10_dir)
     assert "data_batch_2" in message
 
 
 def test_truncated_pickle(cifar10_dir):
     good = (cifar10_dir / "test_batch").read_bytes()
     (cifar10_dir / "test_batch").write_bytes(good[: len(good) // 2])
-    _expect("could not unpickle", "cifar10", cifar10_dir)
+    _expect("Could not unpickle", "cifar10", cifar10_dir)
 
 
 def test_pickle_of_a_list(cifar10_dir):
@@ -183,7 +184,7 @@ class _RunsCode:
 
 def test_pickle_with_foreign_globals_is_refused(cifar10_dir):
     write_pickle(cifar10_dir / "data_batch_1", {b"data": _RunsCode(), b"labels": []})
-    message = _expect("could not unpickle", "cifar10", cifar10_dir)
+    message = _expect("Could not unpickle", "cifar10", cifar10_dir)
     assert "getcwd" in message
 
 

@@ -9,6 +9,7 @@ from sklearn.datasets import load_digits
 
 import kerascnn.data as kdata
 from kerascnn.data import DATASETS, ArrayData, DataError, load_arrays
+from tests.data.helpers import assert_names_argument
 
 
 def test_public_names():
@@ -23,7 +24,8 @@ def test_unknown_name(name):
     with pytest.raises(DataError) as info:
         load_arrays(name)
     message = str(info.value)
-    assert "data.name" in message and repr(name) in message
+    assert_names_argument(message, "name", name)
+    assert message.startswith("Invalid value for argument `name`. Expected one of ")
     for known in DATASETS:
         assert known in message
 
@@ -63,20 +65,30 @@ def test_digits_is_deterministic():
 
 
 def test_digits_refuses_a_path(tmp_path):
-    with pytest.raises(DataError, match="data.path") as info:
+    with pytest.raises(DataError, match="scikit-learn") as info:
         load_arrays("digits", str(tmp_path))
-    assert str(tmp_path) in str(info.value)
+    assert_names_argument(str(info.value), "path", str(tmp_path))
+    assert "name='digits'" in str(info.value)
 
 
 @pytest.mark.parametrize("path", ["", "   "])
 def test_empty_path(path):
-    with pytest.raises(DataError, match="data.path"):
+    with pytest.raises(DataError, match="empty") as info:
         load_arrays("mnist", path)
+    assert_names_argument(str(info.value), "path", path)
 
 
 def test_path_of_wrong_type():
-    with pytest.raises(DataError, match="data.path"):
+    with pytest.raises(DataError) as info:
         load_arrays("mnist", 5)
+    assert_names_argument(str(info.value), "path", 5)
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("inf"), float("nan"), "30", True])
+def test_bad_download_timeout(timeout):
+    with pytest.raises(DataError) as info:
+        load_arrays("mnist", download_timeout=timeout)
+    assert_names_argument(str(info.value), "download_timeout", timeout)
 
 
 def test_keras_dispatch_mnist(monkeypatch):
@@ -125,17 +137,20 @@ def test_keras_dispatch_checks_what_it_gets(monkeypatch):
         "load_data",
         lambda: ((x, np.array([0, 12])), (x, np.array([0, 1]))),
     )
-    with pytest.raises(DataError, match="0..9"):
+    with pytest.raises(DataError, match="0..9") as info:
         load_arrays("fashion_mnist")
+    assert_names_argument(str(info.value), "path", None)
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10", "cifar100"])
-def test_failed_download_suggests_data_path(name):
+def test_failed_download_suggests_path(name):
     # The suite's conftest makes every keras.datasets loader fail as if offline.
     with pytest.raises(DataError) as info:
         load_arrays(name)
     message = str(info.value)
-    assert "data.path" in message and repr(name) in message and "disabled" in message
+    assert_names_argument(message, "path", None)
+    assert f"name={name!r}" in message and "disabled" in message
+    assert "timed out" not in message and "download_timeout" not in message
 
 
 def test_array_data_image_shape():

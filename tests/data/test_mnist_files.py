@@ -1,18 +1,22 @@
-"""MNIST-family files under data.path: IDX (plain, gzipped, both spellings) and .npz."""
+"""MNIST-family files under `path`: IDX (plain, gzipped, both spellings) and .npz."""
 
 import gzip
 import struct
+import time
+import tracemalloc
 
 import numpy as np
 import pytest
 
 from kerascnn.data import DataError, load_arrays
 from kerascnn.data.idx import read_idx
+from tests.data.helpers import assert_names_argument
 from tests.data.writers import (
     idx_bytes,
     idx_name,
     small_mnist,
     write_bytes,
+    write_gzip_repeated,
     write_mnist_dir,
 )
 
@@ -115,8 +119,7 @@ def _expect(match, name, path):
     with pytest.raises(DataError, match=match) as info:
         load_arrays(name, str(path))
     message = str(info.value)
-    assert "data.path=" in message and str(path) in message
-    assert "\n" not in message
+    assert_names_argument(message, "path", str(path))
     return message
 
 
@@ -173,9 +176,9 @@ def test_corrupt_gzip(tmp_path):
     _write_good_dir(tmp_path, gz=True)
     good = (tmp_path / idx_name("train", "images", gz=True)).read_bytes()
     (tmp_path / idx_name("train", "images", gz=True)).write_bytes(good[: len(good) // 2])
-    _expect("could not read|truncated", "mnist", tmp_path)
+    _expect("Could not read|truncated", "mnist", tmp_path)
     (tmp_path / idx_name("train", "images", gz=True)).write_bytes(b"not gzip at all")
-    _expect("could not read", "mnist", tmp_path)
+    _expect("Could not read", "mnist", tmp_path)
 
 
 def test_label_count_differs_from_image_count(tmp_path):
@@ -233,7 +236,7 @@ def test_npz_missing_keys(tmp_path):
 
 def test_npz_that_is_not_an_archive(tmp_path):
     (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04 this is not a zip file")
-    _expect("could not read", "mnist", tmp_path)
+    _expect("Could not read", "mnist", tmp_path)
 
 
 def test_npz_with_float_images(tmp_path):
@@ -260,3 +263,94 @@ def test_path_is_a_non_npz_file(tmp_path):
     with gzip.open(file, "wb") as f:
         f.write(idx_bytes(small_mnist()[0]))
     _expect("is a file", "mnist", file)
+
+
+# ------------------------------------------------- headers checked before anything is decompressed
+
+MiB = 2**20
+# The budgets a rejection must stay within: the files below decompress to 512 MiB and more, which
+# a reader that decompresses first takes seconds and hundreds of MiB to refuse.
+MAX_SECONDS = 5.0
+MAX_TRACED_BYTES = 200 * 10**6
+
+
+def _measure(call):
+    """Run `call`, which must raise a DataError; return (message, seconds, peak traced bytes
+    above the start). tracemalloc sees every Python and NumPy allocation."""
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    start = time.perf_counter()
+    try:
+        with pytest.raises(DataError) as info:
+            call()
+    finally:
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1] - base
+        if not tracing:
+            tracemalloc.stop()
+    return str(info.value), seconds, peak
+
+
+def _images_header(*dims):
+    return struct.pack(">IIII", 0x00000803, *dims)
+
+
+def test_gzip_header_claiming_2e31_images_is_refused_at_once(tmp_path):
+    # 512 MiB of zeros behind a header announcing 2^31 images of 28x28 (1.7 TB), 0.5 MB on disk.
+    _write_good_dir(tmp_path, gz=True)
+    file = tmp_path / idx_name("train", "images", gz=True)
+    write_gzip_repeated(file, _images_header(2**31, 28, 28), bytes(16 * MiB), 32)
+    assert file.stat().st_size < 2 * MiB
+    message, seconds, peak = _measure(lambda: load_arrays("mnist", str(tmp_path)))
+    assert_names_argument(message, "path", str(tmp_path))
+    assert "(2147483648, 28, 28)" in message and "gzip trailer records" in message
+    assert str(file) in message
+    assert seconds < MAX_SECONDS and peak < MAX_TRACED_BYTES, (seconds, peak)
+
+
+def test_gzip_claim_beyond_what_deflate_can_hold(tmp_path):
+    # The trailer agrees modulo 2^32 (16 + 2 * (500 + 2^31) = 1016 + 2^32), but no 1 kB gzip
+    # file can decompress to 4 GiB.
+    payload = np.random.default_rng(0).integers(0, 256, 1000, dtype=np.uint8).tobytes()
+    file = write_bytes(tmp_path / "f.gz", _images_header(500 + 2**31, 2, 1) + payload, gz=True)
+    message, seconds, peak = _measure(lambda: read_idx(file, 3))
+    assert_names_argument(message, "file", str(file))
+    assert "decompress to at most" in message
+    assert seconds < MAX_SECONDS and peak < MAX_TRACED_BYTES, (seconds, peak)
+
+
+def test_gzip_data_longer_than_announced_stops_at_once(tmp_path):
+    # One image announced, 512 MiB follow, and the trailer lies to match the header: reading
+    # stops one byte past the announced size.
+    header = _images_header(1, 28, 28)
+    file = write_gzip_repeated(
+        tmp_path / "f.gz", header, bytes(16 * MiB), 32, isize=len(header) + 28 * 28
+    )
+    message, seconds, peak = _measure(lambda: read_idx(file, 3))
+    assert "has trailing bytes" in message and "(784 bytes of values)" in message
+    assert seconds < MAX_SECONDS and peak < MAX_TRACED_BYTES, (seconds, peak)
+
+
+def test_gzip_data_shorter_than_announced_with_a_lying_trailer(tmp_path):
+    header = _images_header(12, 28, 28)
+    file = write_gzip_repeated(tmp_path / "f.gz", header, bytes(1000), 5, isize=16 + 12 * 784)
+    message, _, _ = _measure(lambda: read_idx(file, 3))
+    assert "\n" not in message and "Could not read" in message and "length" in message
+
+
+def test_plain_file_size_is_checked_before_reading(tmp_path):
+    file = write_bytes(tmp_path / "img", _images_header(2**31, 28, 28) + bytes(784))
+    message, _, peak = _measure(lambda: read_idx(file, 3))
+    assert "is truncated" in message and "(2147483648, 28, 28)" in message
+    assert "the file has 800" in message
+    assert peak < MAX_TRACED_BYTES
+
+
+def test_read_idx_names_its_own_argument(tmp_path):
+    file = write_bytes(tmp_path / "labels", idx_bytes(np.arange(5)) + b"\x00")
+    with pytest.raises(DataError, match="trailing bytes") as info:
+        read_idx(file, 1)
+    assert_names_argument(str(info.value), "file", str(file))

@@ -1,12 +1,15 @@
 """make_pipelines: splits, preprocessing, augmentation, order and reproducibility."""
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import kerascnn.data.pipeline as pipeline_module
 from kerascnn.data import ArrayData, DataError, Pipelines, load_arrays, make_pipelines
+from tests.data.helpers import assert_names_argument
 
 
 def _identified(n_train=50, n_test=30, side=8, channels=3, seed=0):
@@ -259,33 +262,108 @@ def test_augmentation_leaves_validation_and_test_alone():
 
 @pytest.mark.parametrize("value", [1.0, 1.5, -0.1, "0.1", True, float("nan")])
 def test_bad_val_split(value):
-    with pytest.raises(DataError, match="data.val_split") as info:
+    with pytest.raises(DataError) as info:
         make_pipelines(_identified(), val_split=value)
-    assert repr(value) in str(info.value)
+    assert_names_argument(str(info.value), "val_split", value)
+    assert "Expected a fraction in [0, 1)" in str(info.value)
+
+
+def test_val_split_message_in_keras_style():
+    with pytest.raises(DataError) as info:
+        make_pipelines(_identified(), val_split=1.5)
+    assert str(info.value) == (
+        "Invalid value for argument `val_split`. Expected a fraction in [0, 1). "
+        "Received: val_split=1.5"
+    )
 
 
 def test_val_split_leaving_no_training_example():
-    with pytest.raises(DataError, match="data.val_split"):
+    with pytest.raises(DataError, match="leaves at least one training example") as info:
         make_pipelines(_identified(), val_split=0.5, limit=1)
+    assert_names_argument(str(info.value), "val_split", 0.5)
+    assert "limit=1" in str(info.value)
 
 
 @pytest.mark.parametrize(
-    "kwargs, setting",
+    "argument, value",
     [
-        ({"batch_size": 0}, "batch_size"),
-        ({"batch_size": 2.5}, "batch_size"),
-        ({"image_size": 0}, "data.image_size"),
-        ({"image_size": True}, "data.image_size"),
-        ({"normalize": "imagenet"}, "data.normalize"),
-        ({"limit": 0}, "data.limit"),
-        ({"augment": "yes"}, "data.augment"),
-        ({"flip": "no"}, "data.flip"),
-        ({"seed": 1.5}, "seed"),
+        ("batch_size", 0),
+        ("batch_size", 2.5),
+        ("image_size", 0),
+        ("image_size", True),
+        ("normalize", "imagenet"),
+        ("limit", 0),
+        ("augment", "yes"),
+        ("flip", "no"),
+        ("seed", 1.5),
     ],
 )
-def test_bad_arguments(kwargs, setting):
-    with pytest.raises(DataError, match=setting):
-        make_pipelines(_identified(), **kwargs)
+def test_bad_arguments(argument, value):
+    with pytest.raises(DataError) as info:
+        make_pipelines(_identified(), **{argument: value})
+    assert_names_argument(str(info.value), argument, value)
+
+
+def test_data_without_channel_axis():
+    data = _identified()
+    data = dataclasses.replace(data, x_train=data.x_train[..., 0])
+    with pytest.raises(DataError, match="Expected images") as info:
+        make_pipelines(data)
+    assert "`data`" in str(info.value) and "data=ArrayData(x_train.shape=(50, 8, 8)" in str(
+        info.value
+    )
+
+
+def test_data_of_wrong_type():
+    with pytest.raises(TypeError, match="`data`") as info:
+        make_pipelines(np.zeros((2, 8, 8, 1)))
+    assert "data=ndarray" in str(info.value)
+
+
+@pytest.fixture
+def no_resizing(monkeypatch):
+    """Make any resize fail the test: a refused `image_size` must be refused before it."""
+
+    def refuse(images, size):
+        raise AssertionError(f"resized to {size} before the size was checked")
+
+    monkeypatch.setattr(pipeline_module, "_resize", refuse)
+
+
+def test_image_size_beyond_memory_is_refused_before_resizing(monkeypatch, no_resizing):
+    monkeypatch.setattr(pipeline_module, "memory_limit", lambda: 2**30)
+    # 80 images of 1000x1000x3 float32: 80 * 1000**2 * 3 * 4 bytes = 915.5 MiB > 512 MiB.
+    with pytest.raises(DataError) as info:
+        make_pipelines(_identified(), image_size=1000)
+    message = str(info.value)
+    assert_names_argument(message, "image_size", 1000)
+    assert message == (
+        "Invalid value for argument `image_size`. Expected a size whose resized float32 images "
+        "fit in 50% of this machine's memory (512.0 MiB of 1.0 GiB). Received: image_size=1000 "
+        "(80 images of 1000x1000x3 float32 would take 915.5 MiB)"
+    )
+
+
+def test_image_size_bound_counts_the_images_kept(monkeypatch):
+    # After limit=10: 20 images of 1000x1000x3 take 228.9 MiB, under half of 1 GiB.
+    monkeypatch.setattr(pipeline_module, "memory_limit", lambda: 2**30)
+    resized = []
+    monkeypatch.setattr(
+        pipeline_module,
+        "_resize",
+        lambda images, size: resized.append(len(images)) or np.zeros((len(images), 2, 2, 3)),
+    )
+    make_pipelines(_identified(), image_size=1000, limit=10, val_split=0.2)
+    assert resized == [8, 2, 10]
+
+
+def test_absurd_image_size_is_refused_on_any_machine(no_resizing):
+    start = time.perf_counter()
+    with pytest.raises(DataError, match="would take") as info:
+        make_pipelines(_identified(), image_size=10**6)  # 80 * 10**12 * 12 bytes: 873.1 TiB
+    assert_names_argument(str(info.value), "image_size", 10**6)
+    assert "873.1 TiB" in str(info.value)
+    assert time.perf_counter() - start < 1.0
 
 
 def test_fits_a_keras_model():

@@ -7,6 +7,7 @@ dicts of the CIFAR "python version"), independently of the readers under test.
 import gzip
 import pickle
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,39 @@ def write_bytes(file: Path, payload: bytes, gz: bool = False) -> Path:
     else:
         file.write_bytes(payload)
     return file
+
+
+def _deflate_block(data: bytes) -> bytes:
+    """Raw deflate of `data`, fully flushed: byte-aligned blocks that refer to nothing before
+    them, so they are valid anywhere in a deflate stream, repeated or not."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)
+
+
+def write_gzip_repeated(
+    file: Path, head: bytes, chunk: bytes, times: int, isize: int | None = None
+) -> Path:
+    """Write a single-member gzip file (RFC 1952) holding ``head + chunk * times``.
+
+    The deflate blocks of `chunk` are compressed once and repeated, so a file that decompresses
+    to gigabytes takes a fraction of a second to write and never exists uncompressed. The
+    trailer holds the CRC-32 and ISIZE (size mod 2^32) of that data; `isize` replaces the
+    latter, for a file whose trailer lies.
+    """
+    crc = zlib.crc32(head)
+    for _ in range(times):
+        crc = zlib.crc32(chunk, crc)
+    size = len(head) + len(chunk) * times
+    header = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x02\xff"  # deflate, no mtime
+    final = b"\x03\x00"  # an empty final block
+    trailer = struct.pack("<II", crc, (size if isize is None else isize) % 2**32)
+    repeated = _deflate_block(chunk)
+    with open(file, "wb") as f:
+        f.write(header + _deflate_block(head))
+        for _ in range(times):
+            f.write(repeated)
+        f.write(final + trailer)
+    return Path(file)
 
 
 def idx_name(prefix: str, kind: str, sep: str = "-", gz: bool = False) -> str:
