@@ -21,8 +21,12 @@ $(RUN_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
+# PyTorch's CPU build (the layer tests run on every Keras backend); pip finds it in the local
+# wheel folder where there is one. TORCH="" leaves torch out.
+TORCH ?= torch==2.13.0
+
 $(TEST_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[dev,jax,sweep,ui-test]"
+	$(PY) -m pip install --quiet -e ".[dev,jax,torch,sweep,ui-test]" $(TORCH)
 	touch $@ $(RUN_STAMP)
 
 ## make run: train the default job (LeNet-5 on the embedded digits data), logged to MLflow.
@@ -30,10 +34,11 @@ $(TEST_STAMP): pyproject.toml | $(PY)
 run: $(RUN_STAMP)
 	$(PY) -m kerascnn.train $(ARGS)
 
-## make test: the whole suite (TensorFlow backend), then the layer tests again under JAX.
+## make test: the whole suite (TensorFlow backend), then the layer tests under JAX and PyTorch.
 test: $(TEST_STAMP)
 	$(PY) -m pytest -q
 	KERAS_BACKEND=jax $(PY) -m pytest -q tests/layers
+	KERAS_BACKEND=torch $(PY) -m pytest -q tests/layers
 
 test-fast: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"

@@ -16,8 +16,10 @@ def _requirement(package: str) -> str | None:
         return None
 
 
-def log_keras_model(model, example_images, name: str = "model"):
-    """Log ``model`` in the ``.keras`` format with its signature and pinned requirements.
+def log_keras_model(model, example_images, name: str = "model",
+                    registered_model_name: str | None = None):
+    """Log ``model`` in the ``.keras`` format with its signature and pinned requirements;
+    with ``registered_model_name``, also as a new version of that Model Registry model.
 
     Giving the requirements skips MLflow's inference of them, which loads the model again in
     a subprocess: seconds per run that a sweep would pay for nothing.
@@ -27,4 +29,5 @@ def log_keras_model(model, example_images, name: str = "model"):
     outputs = keras.ops.convert_to_numpy(model(example_images, training=False))
     signature = infer_signature(example_images, outputs)
     return mlflow.keras.log_model(model, name=name, signature=signature,
-                                  pip_requirements=requirements)
+                                  pip_requirements=requirements,
+                                  registered_model_name=registered_model_name)

@@ -59,7 +59,8 @@ def slurm_tags() -> dict[str, str]:
 @contextlib.contextmanager
 def tracked_run(tracking_uri: str, experiment: str, run_name: str,
                 tags: Mapping[str, str] | None = None,
-                parent_run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
+                parent_run_id: str | None = None,
+                system_metrics: bool = False) -> Iterator[mlflow.ActiveRun]:
     """Start a run and always end it: FINISHED, FAILED (error recorded) or KILLED (Ctrl-C)."""
     import mlflow
 
@@ -68,7 +69,8 @@ def tracked_run(tracking_uri: str, experiment: str, run_name: str,
     all_tags = dict(tags or {})
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags,
+                           log_system_metrics=system_metrics)
     try:
         yield run
     except BaseException as exc:
