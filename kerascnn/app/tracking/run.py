@@ -56,30 +56,132 @@ def slurm_tags() -> dict[str, str]:
     return {tag: os.environ[var] for var, tag in SLURM_TAGS.items() if os.environ.get(var)}
 
 
+HOST_TAG, PID_TAG, END_TAG = "kerascnn.host", "kerascnn.pid", "kerascnn.end_reason"
+
+
+def process_tags() -> dict[str, str]:
+    """Where the run's process lives: what the next start needs to tell it died."""
+    import socket
+
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (a child nobody waited for) is dead too
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def process_alive(run: Any) -> bool:
+    """False when ``run`` was started on this host by a process that is gone (``kill -9``)."""
+    import socket
+
+    tags = run.data.tags
+    if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
+        return True  # another host's, or an older run: cannot tell, assume alive
+    return _alive(int(tags[PID_TAG]))
+
+
+def mark_dead_runs(tracking_uri: str, experiment_id: str) -> list[str]:
+    """End KILLED (tag ``kerascnn.end_reason=process died``) RUNNING runs of dead processes.
+
+    A process killed with SIGKILL (``kill -9``, the out-of-memory killer, Slurm after its
+    grace period) cannot end its run; the next start on the same host does it.
+    """
+    import socket
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    found = client.search_runs(
+        [experiment_id], max_results=1000,
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = "
+                      f"'{socket.gethostname()}'")
+    ended = []
+    for run in found:
+        if not process_alive(run):
+            client.set_tag(run.info.run_id, END_TAG, "process died")
+            client.set_terminated(run.info.run_id, "KILLED")
+            ended.append(run.info.run_id)
+    return ended
+
+
+def _end_tags(exc: BaseException) -> dict[str, str]:
+    from kerascnn.app.faults import Diverged, Interrupted, StoreUnavailable
+
+    tags = {"error": f"{type(exc).__name__}: {exc}"[:5000]}
+    if isinstance(exc, Interrupted):
+        tags.update({"kerascnn.signal": exc.signal_name, END_TAG: f"signal {exc.signal_name}"})
+    elif isinstance(exc, KeyboardInterrupt):
+        tags.update({"kerascnn.signal": "SIGINT", END_TAG: "signal SIGINT"})
+    elif isinstance(exc, Diverged):
+        where = f"epoch {exc.epoch}" + (f", step {exc.step}" if exc.step >= 0 else "")
+        tags.update({"kerascnn.diverged": f"loss {exc.value} at {where}",
+                     END_TAG: "diverged (NaN)"})
+    elif isinstance(exc, StoreUnavailable):
+        tags[END_TAG] = "store unavailable"
+    else:
+        tags[END_TAG] = "error"
+    return tags
+
+
 @contextlib.contextmanager
 def tracked_run(tracking_uri: str, experiment: str, run_name: str,
                 tags: Mapping[str, str] | None = None,
                 parent_run_id: str | None = None,
-                system_metrics: bool = False) -> Iterator[mlflow.ActiveRun]:
-    """Start a run and always end it: FINISHED, FAILED (error recorded) or KILLED (Ctrl-C)."""
+                system_metrics: bool = False,
+                run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
+    """Start a run (or continue ``run_id``) and always end it.
+
+    FINISHED; FAILED with the reason (tags ``error``, ``kerascnn.end_reason``, and
+    ``kerascnn.diverged`` for a NaN loss); KILLED on SIGINT/SIGTERM (tag ``kerascnn.signal``).
+    A store that refuses even the end leaves the run RUNNING; the next start marks it KILLED
+    once this process is gone (see :func:`mark_dead_runs`).
+    """
     import mlflow
 
+    from kerascnn.app.faults import StoreUnavailable
+
     mlflow.set_tracking_uri(tracking_uri)
-    experiment_id = ensure_experiment(tracking_uri, experiment)
-    all_tags = dict(tags or {})
+    all_tags = {**dict(tags or {}), **process_tags()}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags,
-                           log_system_metrics=system_metrics)
+    if run_id:
+        run = mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
+        mlflow.set_tags(all_tags)
+    else:
+        experiment_id = ensure_experiment(tracking_uri, experiment)
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags,
+                               log_system_metrics=system_metrics)
     try:
         yield run
     except BaseException as exc:
-        killed = isinstance(exc, KeyboardInterrupt)
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):
             mlflow.flush_async_logging()
-            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
-            mlflow.log_text("".join(traceback.format_exception(exc)), "error.txt")
-        mlflow.end_run("KILLED" if killed else "FAILED")
+        try:
+            mlflow.set_tags(_end_tags(exc))
+            if not isinstance(exc, (KeyboardInterrupt, StoreUnavailable)):
+                mlflow.log_text("".join(traceback.format_exception(exc)), "error.txt")
+        except Exception:  # the store is failing: the run's end below says so once
+            pass
+        try:
+            mlflow.end_run(status)
+        except Exception as end_exc:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "could not end run %s as %s in %s (%s): the next start marks it KILLED",
+                run.info.run_id, status, tracking_uri, " ".join(str(end_exc).split())[:200])
+            with contextlib.suppress(Exception):
+                mlflow.tracking.fluent._active_run_stack.get().clear()
         raise
     else:
         mlflow.flush_async_logging()

@@ -7,7 +7,9 @@ functions that talk to a store.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -38,28 +40,55 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     return None
 
 
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of an embedded SQLite store, else None."""
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri[len("sqlite:///"):])
+    return None
+
+
+@contextlib.contextmanager
+def store_lock(tracking_uri: str, timeout: float = 120) -> Iterator[None]:
+    """An inter-process lock beside an SQLite database (``mlflow.db.lock``); a no-op otherwise.
+
+    MLflow creates and migrates the SQLite schema (alembic) when a process first opens the
+    store; two processes doing it at once leave a half-migrated database. Holding this lock
+    around the first opening makes the first process create it and the others find it done.
+    """
+    db = sqlite_path(tracking_uri)
+    if db is None:
+        yield
+        return
+    from filelock import FileLock
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db) + ".lock", timeout=timeout):
+        yield
+
+
 def ensure_experiment(tracking_uri: str, experiment: str) -> str:
     """Create the store (its schema) and the experiment if missing; return the experiment id.
 
-    Safe to call from several processes: a concurrent creation of the same experiment is
-    answered by looking it up again.
+    Safe to call from several processes: the store's schema is created under
+    :func:`store_lock`, and a concurrent creation of the same experiment is answered by looking
+    it up again.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    if tracking_uri.startswith("sqlite:///"):
-        Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    client = mlflow.MlflowClient(tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    try:
-        # The experiment kind makes MLflow's UI open on the runs table, not the GenAI overview.
-        return client.create_experiment(
-            experiment, artifact_location=artifact_location(tracking_uri, experiment),
-            tags={"mlflow.experimentKind": "custom_model_development"})
-    except MlflowException:
+    with store_lock(tracking_uri):
+        client = mlflow.MlflowClient(tracking_uri)
         found = client.get_experiment_by_name(experiment)
-        if found is None:
-            raise
-        return found.experiment_id
+        if found is not None:
+            return found.experiment_id
+        try:
+            # The experiment kind makes MLflow's UI open on the runs table, not the GenAI
+            # overview.
+            return client.create_experiment(
+                experiment, artifact_location=artifact_location(tracking_uri, experiment),
+                tags={"mlflow.experimentKind": "custom_model_development"})
+        except MlflowException:
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                raise
+            return found.experiment_id
