@@ -13,6 +13,14 @@ copies instead).
 
 from kerascnn.data.datasets import DATASETS, ArrayData, load_arrays
 from kerascnn.data.errors import DataError
-from kerascnn.data.pipeline import Pipelines, make_pipelines
+from kerascnn.data.pipeline import Pipelines, check_pipeline_args, make_pipelines
 
-__all__ = ["DATASETS", "ArrayData", "DataError", "Pipelines", "load_arrays", "make_pipelines"]
+__all__ = [
+    "DATASETS",
+    "ArrayData",
+    "DataError",
+    "Pipelines",
+    "check_pipeline_args",
+    "load_arrays",
+    "make_pipelines",
+]

@@ -57,7 +57,7 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _check_args(data, image_size, batch_size, val_split, augment, flip, seed, normalize, limit):
+def _check_data(data):
     if not isinstance(data, ArrayData):
         raise TypeError(
             "Invalid type for argument `data`. Expected an ArrayData (from load_arrays). "
@@ -74,6 +74,26 @@ def _check_args(data, image_size, batch_size, val_split, augment, flip, seed, no
             f"Received: {shapes}, y_train.shape={data.y_train.shape}, "
             f"y_test.shape={data.y_test.shape})"
         )
+
+
+def check_pipeline_args(
+    image_size=None,
+    batch_size=128,
+    val_split=0.1,
+    augment=False,
+    flip=None,
+    seed=0,
+    normalize="unit",
+    limit=None,
+):
+    """Checks the arguments of `make_pipelines` that do not depend on the data.
+
+    `make_pipelines` calls it first; a caller that loads the data itself can call it before
+    loading, so that a bad setting fails before any work.
+
+    Raises:
+        DataError: naming the first invalid argument and its value.
+    """
     if image_size is not None and not (_is_int(image_size) and image_size >= 1):
         raise invalid_value("image_size", image_size, "Expected a positive integer or None")
     if not (_is_int(batch_size) and batch_size >= 1):
@@ -274,7 +294,8 @@ def make_pipelines(
     >>> pipes.input_shape, pipes.num_train + pipes.num_val
     ((28, 28, 1), 1437)
     """
-    _check_args(data, image_size, batch_size, val_split, augment, flip, seed, normalize, limit)
+    _check_data(data)
+    check_pipeline_args(image_size, batch_size, val_split, augment, flip, seed, normalize, limit)
     if flip is None:
         flip = data.name not in NO_FLIP_DATASETS
     x_train, y_train = data.x_train, data.y_train
