@@ -155,6 +155,10 @@ def tracked_run(tracking_uri: str, experiment: str, run_name: str,
         all_tags["mlflow.parentRunId"] = parent_run_id
     if run_id:
         run = mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
+        client = mlflow.MlflowClient(tracking_uri)
+        for stale in ("error", END_TAG, "kerascnn.signal"):  # how it ended last time
+            if stale in run.data.tags:
+                client.delete_tag(run_id, stale)
         mlflow.set_tags(all_tags)
     else:
         experiment_id = ensure_experiment(tracking_uri, experiment)

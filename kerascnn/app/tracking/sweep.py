@@ -7,14 +7,26 @@ overrides that vary. The store and the experiment are created before any job sta
 running in parallel (``hydra/launcher=joblib``) never race on the SQLite schema. The sweep's
 state lives in ``<sweep dir>/mlflow_sweep.json``, read by jobs in any launcher's processes.
 At the end the parent records the best child (metric and run id) and how many jobs failed.
+
+Durable sweeps. The parent is tagged ``kerascnn.sweep_hash`` (the sweep's overrides without
+those that do not change results); a sweep started again with ``trainer.resume=auto`` takes the
+parent of the same hash back, and each job skips or continues its identical child. SIGTERM or
+SIGINT to the sweep's main process passes the signal on to its worker processes (joblib/loky,
+submitit's local ones), whose trainings stop after a checkpoint and end KILLED; whatever has not
+ended within :data:`GRACE_SECONDS` is killed and marked KILLED, and the parent ends KILLED.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
+import hashlib
 import json
 import logging
+import os
+import signal
+import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -33,6 +45,20 @@ log = logging.getLogger(__name__)
 SWEEP_FILE = "mlflow_sweep.json"
 RUN_ID_FILE = "mlflow_run_id"
 OBJECTIVE = "val_accuracy"
+SWEEP_HASH_TAG = "kerascnn.sweep_hash"
+GRACE_SECONDS = 25
+# Overrides that do not change a sweep's results (see kerascnn.app.checkpoints.NEUTRAL_KEYS).
+NEUTRAL_PREFIXES = ("tracking.", "trainer.resume", "trainer.verbose", "hydra.", "hydra/")
+
+
+def sweep_hash(config: DictConfig) -> str:
+    """The sweep's identity: its overrides and search space, less the neutral ones."""
+    overrides = sorted(o for o in config.hydra.overrides.task
+                       if not o.lstrip("+~").startswith(NEUTRAL_PREFIXES))
+    params = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
+    text = json.dumps([overrides, params, str(config.hydra.sweeper.get("_target_", ""))],
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _hydra() -> Any:
@@ -98,25 +124,45 @@ class MlflowSweepCallback(Callback):
         self.objective = objective
         self._parent: str | None = None
         self._uri: str | None = None
+        self._previous: dict[int, Any] = {}
 
     # -- the whole sweep (main process) -------------------------------------------------
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from kerascnn.app.tracking.run import mark_dead_runs, process_tags
+
         uri = resolve_tracking_uri(config.tracking.get("uri"))
         experiment_id = ensure_experiment(uri, config.tracking.experiment)
+        mark_dead_runs(uri, experiment_id)
         client = mlflow.MlflowClient(uri)
         overrides = list(config.hydra.overrides.task)
         sweep_dir = Path(config.hydra.sweep.dir)
         name = "sweep " + (" ".join(overrides) if overrides else sweep_dir.name)
-        run = client.create_run(experiment_id, run_name=name[:250], tags={
-            "sweep": "parent", "hydra.overrides": " ".join(overrides),
-            "hydra.sweep_dir": str(sweep_dir),
-            "hydra.launcher": str(config.hydra.launcher.get("_target_", "")),
-            "hydra.sweeper": str(config.hydra.sweeper.get("_target_", "")),
-        })
-        self._parent, self._uri = run.info.run_id, uri
-        for override in overrides:  # as typed: "downsample=max,pnorm,conv"
-            key, _, value = override.partition("=")
-            client.log_param(self._parent, key.lstrip("+~")[:250], value[:6000])
+        identity = sweep_hash(config)
+        tags = {"sweep": "parent", "hydra.overrides": " ".join(overrides),
+                "hydra.sweep_dir": str(sweep_dir),
+                "hydra.launcher": str(config.hydra.launcher.get("_target_", "")),
+                "hydra.sweeper": str(config.hydra.sweeper.get("_target_", "")),
+                SWEEP_HASH_TAG: identity, **process_tags()}
+        earlier = None
+        if config.trainer.get("resume") == "auto":
+            found = client.search_runs(
+                [experiment_id], filter_string=f"tags.`{SWEEP_HASH_TAG}` = '{identity}'",
+                order_by=["attributes.start_time DESC"], max_results=1)
+            earlier = found[0] if found else None
+        if earlier is not None:  # the same sweep again: finish what is missing under it
+            self._parent = earlier.info.run_id
+            client.update_run(self._parent, status="RUNNING")
+            for key, value in tags.items():
+                client.set_tag(self._parent, key, value)
+            client.set_tag(self._parent, "kerascnn.resumed", "true")
+        else:
+            run = client.create_run(experiment_id, run_name=name[:250], tags=tags)
+            self._parent = run.info.run_id
+            for override in overrides:  # as typed: "downsample=max,pnorm,conv"
+                key, _, value = override.partition("=")
+                client.log_param(self._parent, key.lstrip("+~")[:250], value[:6000])
+        self._uri = uri
+        self._install_signal_handlers()
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / SWEEP_FILE).write_text(json.dumps({
             "parent_run_id": self._parent, "tracking_uri": uri,
@@ -125,9 +171,60 @@ class MlflowSweepCallback(Callback):
         log.info("MLflow parent run %s (%s) in %s", self._parent, name, uri)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._restore_signal_handlers()
         self._end_parent("FINISHED")
 
-    def _end_parent(self, status: str | None) -> None:
+    # -- signals to the sweep's main process ----------------------------------------------
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        """Stop the workers (they checkpoint and end KILLED), end the family KILLED, exit."""
+        import psutil
+
+        name = signal.Signals(signum).name
+        print(f"{name}: stopping the sweep's jobs", file=sys.stderr, flush=True)
+        me = psutil.Process()
+        workers = me.children(recursive=True)
+        for worker in workers:
+            try:
+                worker.send_signal(signum)
+            except psutil.Error:
+                pass
+        _, alive = psutil.wait_procs(workers, timeout=GRACE_SECONDS)
+        for worker in alive:
+            try:
+                worker.kill()
+            except psutil.Error:
+                pass
+        self._end_open_children(name)
+        self._end_parent("KILLED", reason=f"signal {name}")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    def _end_open_children(self, signal_name: str) -> None:
+        if self._parent is None:
+            return
+        client = mlflow.MlflowClient(self._uri)
+        experiment_id = client.get_run(self._parent).info.experiment_id
+        for child in client.search_runs(
+                [experiment_id], max_results=10000,
+                filter_string=f"tags.`mlflow.parentRunId` = '{self._parent}' and "
+                              "attributes.status = 'RUNNING'"):
+            client.set_tag(child.info.run_id, "kerascnn.signal", signal_name)
+            client.set_tag(child.info.run_id, "kerascnn.end_reason",
+                           f"signal {signal_name} to the sweep")
+            client.set_terminated(child.info.run_id, "KILLED")
+
+    def _end_parent(self, status: str | None, reason: str | None = None) -> None:
         """Summarise the children on the parent and end it.
 
         ``status=None`` (at exit, when the multirun did not end normally): FAILED when every
@@ -160,6 +257,8 @@ class MlflowSweepCallback(Callback):
         if status is None:
             ended = "RUNNING" not in counts and "KILLED" not in counts
             status = "FAILED" if ended and counts.get("FAILED") else "KILLED"
+        if reason:
+            client.set_tag(parent, "kerascnn.end_reason", reason)
         client.set_terminated(parent, status)
 
     # -- each job (in the launcher's process) -------------------------------------------

@@ -1,0 +1,174 @@
+"""Durable runs as real processes: ``kill -9``, SIGTERM to a training and to a joblib sweep, four
+first runs on a fresh store, and a store that turns read-only mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import psutil
+import pytest
+
+from tests.app.conftest import REPO, TINY, all_runs, run_cli
+
+pytestmark = pytest.mark.slow
+
+# Long enough to be interrupted mid-training: a few hundred images, many short epochs.
+LONG = [*TINY, "data.limit=400", "trainer.epochs=40", "tracking.system_metrics=false"]
+
+
+def _env(runs_dir: Path, uri: str | None = None) -> dict:
+    env = {**os.environ, "KERASCNN_RUNS_DIR": str(runs_dir), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "MLFLOW_TRACKING_URI": uri or f"sqlite:///{runs_dir / 'mlflow.db'}"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def _start(args, runs_dir, uri=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "kerascnn.train", *args], cwd=REPO,
+                            env=_env(runs_dir, uri), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_epochs(runs_dir: Path, epochs: int, count: int = 1, timeout: float = 300) -> None:
+    """Until ``count`` checkpoints hold at least ``epochs`` epochs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = 0
+        for state in (runs_dir / "checkpoints").glob("*/state.json"):
+            try:
+                done += json.loads(state.read_text())["epoch"] >= epochs
+            except (OSError, ValueError):
+                pass
+        if done >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no {count} checkpoints of {epochs} epochs within {timeout} s")
+
+
+def _steps(uri, run_id, name="loss"):
+    return sorted(m.step for m in mlflow.MlflowClient(uri).get_metric_history(run_id, name))
+
+
+def test_kill_9_then_sigterm_then_auto_resume_finish_one_run(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [*LONG, "trainer.epochs=12", "trainer.resume=auto"]
+    first = _start(args, tmp_path)
+    _wait_for_epochs(tmp_path, 2)
+    first.kill()  # SIGKILL: nothing can be handled
+    first.communicate()
+    (run,) = all_runs(uri)
+    assert run.info.status == "RUNNING"
+    assert run.data.tags["kerascnn.pid"] == str(first.pid)
+
+    second = _start(args, tmp_path)  # marks the dead run KILLED, then continues it
+    _wait_for_epochs(tmp_path, 12 - 4, timeout=300)
+    sent = time.monotonic()
+    second.send_signal(signal.SIGTERM)
+    _, err = second.communicate(timeout=60)
+    assert time.monotonic() - sent < 30
+    assert second.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert f"Stopped by SIGTERM; run {run.info.run_id} ended KILLED" in err
+    assert "Traceback" not in err
+    (run,) = all_runs(uri)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["kerascnn.signal"] == "SIGTERM"
+    assert int(run.data.tags["kerascnn.resumed_from_epoch"]) >= 2
+
+    third = run_cli(args, tmp_path)
+    assert third.returncode == 0, third.stderr[-2000:]
+    (run,) = all_runs(uri)
+    assert run.info.status == "FINISHED"
+    for name in ("loss", "val_accuracy", "learning_rate"):
+        assert _steps(uri, run.info.run_id, name) == list(range(12)), name
+    assert "kerascnn.signal" not in run.data.tags and "error" not in run.data.tags
+    assert not (tmp_path / "checkpoints" / run.info.run_id).exists()
+
+
+def test_four_first_runs_on_a_fresh_store_all_finish(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    procs = [_start([*TINY, "tracking.system_metrics=false", f"trainer.seed={i}"], tmp_path)
+             for i in range(4)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-3000:]
+    runs = all_runs(uri)
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
+    assert run_cli([*TINY, "tracking.system_metrics=false"], tmp_path).returncode == 0
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    mount = tmp_path / "store"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
+                          capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_store_turning_read_only_stops_the_run_and_it_resumes_later(tmp_path, tmpfs):
+    uri = f"sqlite:///{tmpfs / 'mlflow.db'}"
+    args = [*LONG, "trainer.epochs=30"]
+    proc = _start(args, tmp_path, uri)
+    _wait_for_epochs(tmp_path, 2)
+    subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(tmpfs)], check=True)
+    assert proc.returncode != 0
+    assert f"the MLflow store {uri} stopped accepting writes at epoch" in err, err[-3000:]
+    assert err.count("Traceback") == 0, err[-3000:]
+    (run,) = all_runs(uri)
+    assert run.info.status == "RUNNING"  # the store refused even the run's end
+    saved = json.loads((tmp_path / "checkpoints" / run.info.run_id / "state.json").read_text())
+    logged = _steps(uri, run.info.run_id)
+    assert logged == list(range(len(logged))) and saved["epoch"] >= len(logged)
+
+    resumed = run_cli([*args, f"trainer.resume={run.info.run_id}"], tmp_path,
+                      extra_env={"MLFLOW_TRACKING_URI": uri})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (run,) = all_runs(uri)
+    assert run.info.status == "FINISHED"
+    assert _steps(uri, run.info.run_id) == list(range(30))
+
+
+def test_sigterm_to_a_joblib_sweep_stops_its_workers_and_a_rerun_finishes_it(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["-m", "downsample=max,mean", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+            *LONG, "trainer.epochs=12", "trainer.resume=auto"]
+    sweep = _start(args, tmp_path)
+    _wait_for_epochs(tmp_path, 2, count=2)
+    workers = psutil.Process(sweep.pid).children(recursive=True)
+    assert workers
+    sent = time.monotonic()
+    sweep.send_signal(signal.SIGTERM)
+    _, err = sweep.communicate(timeout=90)
+    assert time.monotonic() - sent < 40, err[-2000:]
+    assert sweep.returncode == 128 + signal.SIGTERM, err[-3000:]
+    time.sleep(1)
+    assert not [w.pid for w in workers if w.is_running() and w.status() != "zombie"]
+    runs = all_runs(uri)
+    parent = next(r for r in runs if r.data.tags.get("sweep") == "parent")
+    children = [r for r in runs if r is not parent]
+    assert parent.info.status == "KILLED" and len(children) == 2
+    assert all(c.info.status == "KILLED" for c in children)
+
+    again = run_cli(args, tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    runs = all_runs(uri)
+    assert len(runs) == 3  # the same parent, the same two children
+    parent = next(r for r in runs if r.data.tags.get("sweep") == "parent")
+    assert parent.info.status == "FINISHED"
+    for child in (r for r in runs if r is not parent):
+        assert child.info.status == "FINISHED"
+        assert _steps(uri, child.info.run_id) == list(range(12))
