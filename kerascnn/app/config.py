@@ -9,6 +9,7 @@ starts (``__post_init__`` runs in :func:`omegaconf.OmegaConf.to_object`, not on 
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from hydra.errors import CompactHydraException, InstantiationException
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+# What trainer.early_stopping_monitor may watch: the epoch metrics of every run.
+MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
@@ -100,8 +103,8 @@ class OptimizerConfig:
     clipnorm: float | None = None
 
     def __post_init__(self) -> None:
-        _require(self.learning_rate > 0, "optimizer.learning_rate", "must be > 0",
-                 self.learning_rate)
+        _require(math.isfinite(self.learning_rate) and self.learning_rate > 0,
+                 "optimizer.learning_rate", "must be a finite number > 0", self.learning_rate)
         _require(self.weight_decay is None or self.weight_decay >= 0,
                  "optimizer.weight_decay", "must be >= 0", self.weight_decay)
         _require(self.clipnorm is None or self.clipnorm > 0, "optimizer.clipnorm",
@@ -174,12 +177,20 @@ class TrainerConfig:
     jit_compile: Any = "auto"
     early_stopping_patience: int | None = None
     early_stopping_monitor: str = "val_loss"
+    resume: str | None = None  # a run id: continue it; auto: skip/continue an identical run
     verbose: int = 2
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, "trainer.epochs", "must be >= 1", self.epochs)
         _require(self.batch_size >= 1, "trainer.batch_size", "must be >= 1", self.batch_size)
-        _require(self.seed >= 0, "trainer.seed", "must be >= 0", self.seed)
+        _require(0 <= self.seed <= 2**32 - 1, "trainer.seed", "must be in [0, 2**32 - 1]",
+                 self.seed)
+        _require(self.early_stopping_monitor in MONITORS, "trainer.early_stopping_monitor",
+                 f"must be a metric the run logs per epoch ({', '.join(MONITORS)})",
+                 self.early_stopping_monitor)
+        _require(self.resume is None or re.fullmatch(r"auto|[A-Za-z0-9_-]{1,64}",
+                                                     str(self.resume)) is not None,
+                 "trainer.resume", "must be auto or an MLflow run id", self.resume)
         _require(self.precision in PRECISIONS, "trainer.precision",
                  f"must be one of {', '.join(PRECISIONS)}", self.precision)
         _require(self.jit_compile == "auto" or isinstance(self.jit_compile, bool),
