@@ -10,6 +10,7 @@ objective of hyper-parameter sweeps.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from kerascnn.app.config import ConfigError, config_keys, register_configs, validate
-from kerascnn.app.tracking.store import default_tracking_uri, resolve_tracking_uri, runs_dir
+from kerascnn.app.tracking.store import default_tracking_uri, runs_dir
 
 log = logging.getLogger("kerascnn.train")
 
@@ -81,9 +82,18 @@ def _image_size(cfg: DictConfig, model_info, native: int) -> int:
     return native
 
 
-def prepare(cfg: DictConfig) -> Job:
-    """Check every setting and build data, model and optimizer; raise ConfigError on bad input."""
+def prepare(cfg: DictConfig, plan: Any = None) -> Job:
+    """Check every setting and build data, model and optimizer; raise ConfigError on bad input.
+
+    The checks that need no data (settings together, the tracking store, ``trainer.resume``)
+    come first, in :func:`kerascnn.app.preflight.check_before_start`; ``plan`` is its answer
+    when the caller already asked.
+    """
     conf = validate(cfg)
+    if plan is None:
+        from kerascnn.app.preflight import check_before_start
+
+        plan = check_before_start(cfg, conf)
 
     import keras
 
@@ -151,7 +161,7 @@ def _run_name(cfg: DictConfig, job: Job) -> str:
 def _callbacks(job: Job) -> list:
     import keras
 
-    from kerascnn.app.tracking.callbacks import EpochMetricsCallback, ThroughputCallback
+    from kerascnn.app.tracking.callbacks import ThroughputCallback
 
     trainer = job.config.trainer
     callbacks = [keras.callbacks.LearningRateScheduler(job.schedule),
@@ -160,8 +170,7 @@ def _callbacks(job: Job) -> list:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=trainer.early_stopping_monitor, patience=trainer.early_stopping_patience,
             restore_best_weights=True))
-    callbacks.append(EpochMetricsCallback())
-    return callbacks
+    return callbacks  # train() adds the signal stop and the checkpoint, which logs each epoch
 
 
 def _tags(cfg: DictConfig, job: Job) -> dict[str, str]:
@@ -204,35 +213,55 @@ def _log_artifacts(cfg: DictConfig, job: Job, history: dict, run_name: str) -> N
         log_keras_model(job.model, job.pipelines.x_test[:2])
 
 
-def train(cfg: DictConfig) -> float:
-    """Train one configuration; return the best ``val_accuracy`` (else ``test_accuracy``)."""
-    job = prepare(cfg)
-
+def _skip_finished(run: Any, tracking_uri: str) -> float:
+    """``trainer.resume=auto`` found an identical FINISHED run: report it, return its objective."""
     import mlflow
 
-    from kerascnn.app.tracking.run import flatten, tracked_run
-    from kerascnn.app.tracking.sweep import parent_run_id, record_run_id
+    from kerascnn.app.tracking.sweep import record_run_id
 
-    tracking_uri = resolve_tracking_uri(cfg.tracking.get("uri"))
-    params = flatten(OmegaConf.to_container(cfg, resolve=True))
-    params.pop("downsample", None)  # a null group: the model's own choice, named below
-    params["model.num_params"] = job.model.count_params()
-    params["data.image_size"] = job.pipelines.input_shape[0]
-    params["downsample.name"] = job.downsample_name
-    trainer = job.config.trainer
-    with tracked_run(tracking_uri, cfg.tracking.experiment, _run_name(cfg, job),
-                     tags=_tags(cfg, job), parent_run_id=parent_run_id()) as run:
-        record_run_id(run.info.run_id)
-        mlflow.log_params(params)
-        fit = job.model.fit(job.pipelines.train, validation_data=job.pipelines.val,
-                            epochs=trainer.epochs, callbacks=_callbacks(job),
-                            shuffle=False, verbose=trainer.verbose)  # the pipeline shuffles
-        test = job.model.evaluate(job.pipelines.test, return_dict=True, verbose=0)
-        results = {"test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
-                   "test_error": 1.0 - float(test["accuracy"])}
-        mlflow.log_metrics(results)
-        _log_artifacts(cfg, job, fit.history, run.info.run_name)
-    objective = max(fit.history.get("val_accuracy") or [results["test_accuracy"]])
+    record_run_id(run.info.run_id)
+    history = mlflow.MlflowClient(tracking_uri).get_metric_history(run.info.run_id,
+                                                                   "val_accuracy")
+    metrics = run.data.metrics
+    objective = max([m.value for m in history] or [metrics.get("test_accuracy", float("nan"))])
+    print(f"{run.info.run_name}: already FINISHED with this config (run {run.info.run_id}): "
+          f"test accuracy {metrics.get('test_accuracy', float('nan')):.4f}; skipped")
+    return float(objective)
+
+
+def _log_summary(model: Any) -> None:
+    import mlflow
+
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+    mlflow.log_text("\n".join(lines), "model_summary.txt")
+
+
+def train(cfg: DictConfig) -> float:
+    """Train one configuration; return the best ``val_accuracy`` (else ``test_accuracy``).
+
+    Every epoch ends with a checkpoint (:mod:`kerascnn.app.checkpoints`); ``trainer.resume``
+    continues a run from it, SIGTERM/SIGINT stop at the next step (:mod:`kerascnn.app.signals`).
+    """
+    from kerascnn.app.checkpoints import remove_checkpoint
+    from kerascnn.app.faults import Interrupted
+    from kerascnn.app.preflight import check_before_start
+    from kerascnn.app.signals import SignalStop
+
+    plan = check_before_start(cfg, validate(cfg))
+    if plan.finished_run is not None:
+        return _skip_finished(plan.finished_run, plan.tracking_uri)
+    stop = SignalStop()
+    try:
+        with stop:
+            job = prepare(cfg, plan)
+            results, history, run = _fit(cfg, job, plan, stop)
+    except Interrupted as exc:
+        exc.run_id = getattr(stop, "run_id", None)
+        raise
+    remove_checkpoint(run.info.run_id)  # FINISHED: nothing left to resume
+    tracking_uri = plan.tracking_uri
+    objective = max(history.get("val_accuracy") or [results["test_accuracy"]])
     print(f"{run.info.run_name}: test accuracy {results['test_accuracy']:.4f} "
           f"(test error {results['test_error']:.4f}, {job.model.count_params():,} parameters)")
     print(f"MLflow run {run.info.run_id} in {tracking_uri}")
@@ -241,9 +270,78 @@ def train(cfg: DictConfig) -> float:
     return float(objective)
 
 
+def _fit(cfg: DictConfig, job: Job, plan: Any, stop: Any) -> tuple[dict, dict, Any]:
+    """The MLflow run around fit and evaluate: (test results, the whole history, the run)."""
+    import mlflow
+
+    from kerascnn.app.checkpoints import EpochCheckpoint
+    from kerascnn.app.faults import StoreUnavailable
+    from kerascnn.app.preflight import HASH_TAG
+    from kerascnn.app.tracking.run import flatten, tracked_run
+    from kerascnn.app.tracking.sweep import parent_run_id, record_run_id
+
+    tracking_uri = plan.tracking_uri
+    params = flatten(OmegaConf.to_container(cfg, resolve=True))
+    params.pop("downsample", None)  # a null group: the model's own choice, named below
+    params["model.num_params"] = job.model.count_params()
+    params["data.image_size"] = job.pipelines.input_shape[0]
+    params["downsample.name"] = job.downsample_name
+    trainer = job.config.trainer
+    tags = {**_tags(cfg, job), HASH_TAG: plan.config_hash}
+    resumed = plan.resume_run_id
+    if resumed:
+        tags["kerascnn.resumed_from_epoch"] = str(plan.checkpoint.epoch)
+    with tracked_run(tracking_uri, cfg.tracking.experiment, _run_name(cfg, job),
+                     tags=tags, parent_run_id=parent_run_id(),
+                     run_id=resumed) as run:
+        record_run_id(run.info.run_id)
+        stop.run_id = run.info.run_id
+        checkpoint = EpochCheckpoint(run.info.run_id, plan.config, tracking_uri,
+                                     saved=plan.checkpoint, stop=stop)
+        if resumed:  # parameters stay as first logged; a longer training is a tag
+            logged = run.data.params
+            mlflow.log_params({k: v for k, v in params.items() if k not in logged})
+            if str(logged.get("trainer.epochs")) != str(trainer.epochs):
+                mlflow.set_tag("kerascnn.epochs", str(trainer.epochs))
+        else:
+            mlflow.log_params(params)
+            _log_summary(job.model)
+        initial_epoch = checkpoint.restore(job.model, job.pipelines.train)
+        job.model.fit(job.pipelines.train, validation_data=job.pipelines.val,
+                      epochs=trainer.epochs, initial_epoch=initial_epoch,
+                      callbacks=[*_callbacks(job), stop, checkpoint],
+                      shuffle=False, verbose=trainer.verbose)  # the pipeline shuffles
+        if checkpoint.diverged is not None:
+            raise checkpoint.diverged
+        stop.raise_if_stopped()
+        test = job.model.evaluate(job.pipelines.test, return_dict=True, verbose=0)
+        results = {"test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
+                   "test_error": 1.0 - float(test["accuracy"])}
+        try:
+            mlflow.log_metrics(results, synchronous=True)
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"the MLflow store {tracking_uri} stopped accepting writes at the end "
+                f"({' '.join(str(exc).split())[:160]}); the checkpoint is kept in "
+                f"{checkpoint.directory}: resume with trainer.resume={run.info.run_id} once "
+                "the store is back") from exc
+        _log_artifacts(cfg, job, checkpoint.history, run.info.run_name)
+    job.checkpoint_seconds = checkpoint.save_seconds  # per epoch, for the overhead figure
+    return results, checkpoint.history, run
+
+
 @hydra.main(version_base="1.3", config_path="pkg://kerascnn.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    return train(cfg)
+    from kerascnn.app.faults import Interrupted
+
+    try:
+        return train(cfg)
+    except Interrupted as exc:  # one line, and the shell's status for a signal (143, 130)
+        run_id = getattr(exc, "run_id", None)
+        hint = (f"; run {run_id} ended KILLED, continue it with trainer.resume={run_id}"
+                if run_id else "")
+        print(f"Stopped by {exc.signal_name}{hint}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from None
 
 
 if __name__ == "__main__":
