@@ -184,6 +184,18 @@ def output_length(length, window, stride, padding):
     return (length - window) // stride + 1
 
 
+def same_padding(length, window, stride):
+    """The `(before, after)` zero padding of `"same"` windows along one axis.
+
+    Split as TensorFlow and Keras split it: the smaller half before, the extra cell (if any)
+    after. `length` may be symbolic; the padding then is too.
+    """
+    out = output_length(length, window, stride, "same")
+    total = (out - 1) * stride + window - length
+    total = max(total, 0) if isinstance(total, int) else keras.ops.maximum(total, 0)
+    return total // 2, total - total // 2
+
+
 def spatial_output_shape(layer, input_shape, channels_out, window, strides, padding):
     """The 4D output shape of a windowed op; raises if the window does not fit."""
     if layer.data_format == "channels_last":

@@ -119,19 +119,6 @@ class PatchWindows:
         return v * ops.expand_dims(w, 3)
 
 
-def _maximum(a, b):
-    if isinstance(a, int) and isinstance(b, int):
-        return max(a, b)
-    return ops.maximum(a, b)
-
-
-def _same_padding(size, pool, stride):
-    """Output size and (before, after) zero padding of TF/Keras "same" pooling along one axis."""
-    out = _args.output_length(size, pool, stride, "same")
-    total = _maximum((out - 1) * stride + pool - size, 0)
-    return out, total // 2, total - total // 2
-
-
 def _window_counts(out, before, pool, stride, size):
     """Number of real cells in each window along one axis, for "same" padding."""
     starts = ops.arange(out) * stride - before
@@ -151,9 +138,11 @@ def extract_patches(x, pool_size, strides, padding, dtype):
     height, width = shape[1], shape[2]
     (kh, kw), (sh, sw) = pool_size, strides
     count = kh * kw
+    out_h = _args.output_length(height, kh, sh, padding)
+    out_w = _args.output_length(width, kw, sw, padding)
     if padding == "same":
-        out_h, top, bottom = _same_padding(height, kh, sh)
-        out_w, left, right = _same_padding(width, kw, sw)
+        top, bottom = _args.same_padding(height, kh, sh)
+        left, right = _args.same_padding(width, kw, sw)
         static = all(isinstance(v, int) for v in (top, bottom, left, right))
         if not static or top or bottom or left or right:
             x = ops.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
@@ -161,9 +150,6 @@ def extract_patches(x, pool_size, strides, padding, dtype):
             counts_w = _window_counts(out_w, left, kw, sw, width)
             count = ops.cast(counts_h[:, None] * counts_w[None, :], dtype)
             count = count[None, :, :, None]
-    else:
-        out_h = _args.output_length(height, kh, sh, padding)
-        out_w = _args.output_length(width, kw, sw, padding)
     slices = []
     for i in range(kh):
         for j in range(kw):

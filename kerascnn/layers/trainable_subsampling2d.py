@@ -100,23 +100,26 @@ class TrainableSubsampling2D(keras.layers.Layer):
 
     def call(self, inputs):
         channels = self.coefficient.shape[0]
-        coefficient = ops.cast(self.coefficient, self.compute_dtype)
+        # The window sums are the window means times the window size, the means taken over an
+        # input zero-padded as "same" pads (so border sums cover only real inputs). Average
+        # pooling, unlike TensorFlow's depthwise convolution, takes unequal strides on CPU.
+        if self.padding == "same":
+            channels_last = self.data_format == "channels_last"
+            spatial = ops.shape(inputs)[1:3] if channels_last else ops.shape(inputs)[2:4]
+            pads = [
+                _args.same_padding(size, window, stride)
+                for size, window, stride in zip(spatial, self.pool_size, self.strides, strict=True)
+            ]
+            pads = [(0, 0), *pads, (0, 0)] if channels_last else [(0, 0), (0, 0), *pads]
+            inputs = ops.pad(inputs, pads)
+        means = ops.average_pool(inputs, self.pool_size, self.strides, "valid", self.data_format)
+        window = self.pool_size[0] * self.pool_size[1]
+        coefficient = ops.cast(self.coefficient, self.compute_dtype) * window
         bias = ops.cast(self.bias, self.compute_dtype)
-        # The coefficient times a window of ones: a depthwise convolution computes the scaled
-        # window sums in one pass (zero padding keeps border sums exact for "same").
-        kernel = ops.broadcast_to(
-            ops.reshape(coefficient, (1, 1, channels, 1)), (*self.pool_size, channels, 1)
-        )
-        outputs = ops.depthwise_conv(
-            inputs,
-            kernel,
-            strides=self.strides,
-            padding=self.padding,
-            data_format=self.data_format,
-        )
         if self.data_format == "channels_first":
+            coefficient = ops.reshape(coefficient, (1, channels, 1, 1))
             bias = ops.reshape(bias, (1, channels, 1, 1))
-        outputs = outputs + bias
+        outputs = means * coefficient + bias
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs

@@ -122,6 +122,22 @@ def assert_mixed_precision(make_layer, x, atol=1e-2):
     return layer
 
 
+def skip_without_channels_first_conv():
+    """Skips the calling test where the backend has no channels_first convolution at all.
+
+    TensorFlow's Conv2D op has no channels_first (NCHW) kernel on CPU, so Keras' own `Conv2D`
+    fails there too; TensorFlow on a GPU, JAX and PyTorch have one.
+    """
+    x, kernel = np.ones((1, 1, 3, 3), "float32"), np.ones((1, 1, 1, 1), "float32")
+    try:
+        keras.ops.conv(x, kernel, data_format="channels_first")
+    except Exception as error:  # the backend's own error type
+        pytest.skip(
+            f"the {keras.backend.backend()} backend cannot run a channels_first convolution "
+            f"on this device (Keras' own Conv2D fails the same way): {type(error).__name__}"
+        )
+
+
 def assert_channels_first_matches(make_layer, x):
     """`make_layer(data_format="channels_first")` on transposed `x` gives the transposed output
     of `make_layer(data_format="channels_last")` on `x` (same weights), and its
@@ -158,15 +174,17 @@ def assert_rejects_other_channel_count(layer, input_shape, channels):
 def layer_grads(layer, x, upstream):
     """Gradients of ``sum(layer(x) * upstream)`` w.r.t. ``x`` and the trainable weights."""
     layer(x)  # build
-    if keras.backend.backend() == "tensorflow":
+    backend = keras.backend.backend()
+    variables = [v.value for v in layer.trainable_variables]
+    if backend == "tensorflow":
         import tensorflow as tf
 
         x = tf.convert_to_tensor(x)
         with tf.GradientTape() as tape:
             tape.watch(x)
             loss = tf.reduce_sum(layer(x) * upstream)
-        grads = tape.gradient(loss, [x] + [v.value for v in layer.trainable_variables])
-    elif keras.backend.backend() == "jax":
+        grads = tape.gradient(loss, [x, *variables])
+    elif backend == "jax":
         import jax
         import jax.numpy as jnp
 
@@ -174,12 +192,17 @@ def layer_grads(layer, x, upstream):
             y, _ = layer.stateless_call(values, [], x)
             return jnp.sum(y * upstream)
 
-        values = [v.value for v in layer.trainable_variables]
-        grad_x, grad_values = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), values)
+        grad_x, grad_values = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), variables)
         grads = [grad_x, *grad_values]
+    elif backend == "torch":
+        import torch
+
+        x = keras.ops.convert_to_tensor(x).requires_grad_(True)
+        loss = torch.sum(layer(x) * keras.ops.convert_to_tensor(upstream))
+        grads = torch.autograd.grad(loss, [x, *variables])
     else:
-        pytest.skip(f"no gradient helper for the {keras.backend.backend()} backend")
-    return [np.asarray(g) for g in grads]
+        raise NotImplementedError(f"no gradient helper for the {backend} backend")
+    return [keras.ops.convert_to_numpy(g) for g in grads]
 
 
 def numeric_grad(f, x, eps=1e-6):

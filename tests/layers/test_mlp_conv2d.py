@@ -188,6 +188,7 @@ def test_mixed_precision():
 
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_channels_first_equals_transposed_channels_last(padding):
+    helpers.skip_without_channels_first_conv()
     helpers.assert_channels_first_matches(
         functools.partial(MLPConv2D, [4, 2], 3, strides=2, padding=padding),
         random_inputs((2, 7, 6, 3)),

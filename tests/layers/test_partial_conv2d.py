@@ -234,6 +234,7 @@ def test_mixed_precision():
 
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_channels_first_equals_transposed_channels_last(padding):
+    helpers.skip_without_channels_first_conv()
     make_layer = functools.partial(
         PartialConv2D,
         4,

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from kerascnn.layers import PNormPooling2D
-from tests.layers.helpers import layer_grads, numeric_grad
+from tests.layers.helpers import assert_rejects_non_4d, layer_grads, numeric_grad
 
 RNG = np.random.default_rng(0)
 BACKEND = keras.backend.backend()
-# JAX computes in float32 unless x64 is enabled globally; TensorFlow runs the layer in float64.
+# TensorFlow runs the layer in float64. On JAX and PyTorch Keras' type promotion demotes 64-bit
+# floats to 32 bits (as JAX does unless x64 is enabled globally): they are checked in float32.
 GRAD_DTYPE = "float64" if BACKEND == "tensorflow" else "float32"
 GRAD_RTOL = 1e-6 if BACKEND == "tensorflow" else 2e-3
 
@@ -160,13 +161,22 @@ def test_sum_reduction_matches_torch_lp_pool2d(p):
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_p1_is_mean_abs_and_inf_is_max_abs(padding):
     x = _x((2, 7, 6, 3))
-    mean_abs = keras.layers.AveragePooling2D(3, 2, padding)(np.abs(x))
-    max_abs = keras.layers.MaxPooling2D(3, 2, padding)(np.abs(x))
-    np.testing.assert_allclose(_np(PNormPooling2D(3, 2, padding, p=1)(x)), _np(mean_abs),
-                               rtol=1e-5)
+    mean_abs = reference(x, (3, 3), (2, 2), padding, 1.0)
+    max_abs = _np(keras.layers.MaxPooling2D(3, 2, padding)(np.abs(x)))
+    np.testing.assert_allclose(max_abs, reference(x, (3, 3), (2, 2), padding, float("inf")))
+    np.testing.assert_allclose(_np(PNormPooling2D(3, 2, padding, p=1)(x)), mean_abs, rtol=1e-5)
     for inf in (float("inf"), "inf", "Infinity"):
-        np.testing.assert_array_equal(_np(PNormPooling2D(3, 2, padding, p=inf)(x)),
-                                      _np(max_abs))
+        np.testing.assert_array_equal(_np(PNormPooling2D(3, 2, padding, p=inf)(x)), max_abs)
+
+
+def test_p1_matches_keras_average_pooling_with_valid_padding():
+    # Only "valid": where "same" padding adds cells, Keras' own AveragePooling2D on the torch
+    # backend disagrees with TensorFlow and JAX, so `reference` is the ground truth there.
+    x = _x((2, 7, 6, 3))
+    for pool_size, strides in (((3, 3), (2, 2)), ((2, 2), (2, 2))):
+        mean_abs = keras.layers.AveragePooling2D(pool_size, strides)(np.abs(x))
+        layer = PNormPooling2D(pool_size, strides, p=1)
+        np.testing.assert_allclose(_np(layer(x)), _np(mean_abs), rtol=1e-5)
 
 
 def test_large_p_approaches_max():
@@ -259,7 +269,7 @@ def test_learned_p_gradients_match_finite_differences(pool_size, strides, paddin
     x = np.where(np.abs(x) < 0.05, 0.3, x)
     layer = PNormPooling2D(pool_size, strides, padding, p=p, trainable_p=True, dtype=GRAD_DTYPE)
     layer.build(x.shape)
-    rho = np.asarray(layer.rho.value, dtype="float64") + np.array([0.3, -0.2])
+    rho = _np(layer.rho).astype("float64") + np.array([0.3, -0.2])
     layer.rho.assign(rho.astype(GRAD_DTYPE))
     upstream = RNG.standard_normal(layer.compute_output_shape(x.shape))
     grad_x, grad_rho = layer_grads(layer, x.astype(GRAD_DTYPE), upstream.astype(GRAD_DTYPE))
@@ -527,10 +537,17 @@ def test_invalid_p_message_names_the_value():
 
 @pytest.mark.parametrize("shape", [(2, 8, 3), (2, 8, 8, 8, 3), (8,)])
 def test_wrong_input_rank(shape):
-    with pytest.raises(ValueError, match="4D"):
-        PNormPooling2D().build(shape)
-    with pytest.raises(ValueError):
-        PNormPooling2D()(np.zeros(shape, "float32"))
+    assert_rejects_non_4d(PNormPooling2D, shape)
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_window_larger_than_the_input(padding):
+    layer = PNormPooling2D(3, padding=padding)
+    if padding == "same":  # padded windows always fit
+        assert layer.compute_output_shape((1, 2, 2, 1)) == (1, 1, 1, 1)
+        return
+    with pytest.raises(ValueError, match="does not fit"):
+        layer.compute_output_shape((1, 2, 2, 1))
 
 
 def test_learned_p_needs_known_channels():
