@@ -4,24 +4,35 @@
 python -m kerascnn.compare                      # every finished run of experiment "kerascnn"
 python -m kerascnn.compare --parent RUN_ID      # the children of one sweep (Hydra multirun)
 python -m kerascnn.compare --metric test_error --max-runs 5 --output cmp.png
+python -m kerascnn.compare --parent RUN_ID --group-by downsample.name   # mean +- std over seeds
 ```
 
 The table has one row per run, best first: the run name, the parameters that differ between the
-runs (dotted config keys; those equal for every run are left out), the model size and the final
-metrics. The PNG overlays the runs' validation-accuracy curves; with ``--parent`` it is also
+runs (dotted config keys; those equal for every run are left out), the model size when it
+differs and the final metrics, rounded; ``-`` where a run has no value. It fits 100 columns;
+wider tables continue below, the rank and run repeated. The PNG overlays the runs'
+validation-accuracy curves; it is written beside the store (the folder of the SQLite file; the
+current folder for a server) unless ``--output`` says where, and with ``--parent`` it is also
 logged to the parent run under ``comparison/``.
+
+``--group-by KEY[,KEY]`` gives one row per group instead: the number of runs ``n`` and the mean
+and standard deviation of each final metric, best mean first; the PNG shows each group's mean
+curve with error bars (one standard deviation), and with ``--parent`` the grouped table is
+logged too (``comparison/grouped.csv``, ``comparison/grouped.txt``).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["compare_runs", "main", "plot_runs"]
+__all__ = ["compare_runs", "format_table", "group_runs", "main", "plot_groups", "plot_runs"]
 
 PROG = "kerascnn.compare"
 PARENT_TAG = "mlflow.parentRunId"
@@ -29,6 +40,10 @@ NUM_PARAMS = "model.num_params"
 FINAL_METRICS = ("test_accuracy", "test_error", "test_loss")
 CURVE_METRIC = "val_accuracy"
 _LOWER_IS_BETTER = ("loss", "error")
+WIDTH = 100  # the terminal columns a table fits
+# Short headers for the printed table (the DataFrame keeps MLflow's names).
+HEADERS = {"test_accuracy": "test_acc", "test_error": "test_err", "val_accuracy": "val_acc",
+           "best_val_accuracy": "best_val_acc", NUM_PARAMS: "params", "run_id": "run id"}
 
 
 class RunsNotFoundError(LookupError):
@@ -78,6 +93,7 @@ def compare_runs(
     metric: str | None = None,
     include_all: bool = False,
     max_runs: int | None = None,
+    keep: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The comparison table of the runs of an experiment, or of the children of a parent run.
 
@@ -93,6 +109,8 @@ def compare_runs(
             ``val_accuracy`` (its last value).
         include_all: also include FAILED, KILLED and running runs (default: FINISHED only).
         max_runs: keep only the best `max_runs` runs.
+        keep: parameters to keep as columns even when every run has the same value (the keys
+            of :func:`group_runs`); a run without one has ``None`` there.
 
     Returns:
         A DataFrame indexed by rank (1 = best) with columns ``run``, ``run_id``, the differing
@@ -150,8 +168,9 @@ def compare_runs(
     params = pd.DataFrame([r.data.params for r in runs])
     differing = [
         key for key in sorted(params.columns)
-        if key != NUM_PARAMS and params[key].nunique(dropna=False) > 1
+        if key != NUM_PARAMS and (params[key].nunique(dropna=False) > 1 or key in keep)
     ]
+    differing += [key for key in keep if key not in differing]
 
     curves, rows = {}, []
     for run in runs:
@@ -236,29 +255,211 @@ def plot_runs(table: pd.DataFrame, title: str | None = None):
     return metric_curves(curves, CURVE_METRIC, title=title)
 
 
-def _format(table: pd.DataFrame) -> str:
-    shown = table.copy()
-    shown["run_id"] = shown["run_id"].str[:8]
+def group_runs(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """One row per group of runs sharing the values of `keys`: n, mean and std of each metric.
 
-    def whole(column) -> bool:
-        numbers = pd.to_numeric(column, errors="coerce").dropna()
-        return len(numbers) == column.notna().sum() and bool((numbers % 1 == 0).all())
+    Args:
+        table: the result of `compare_runs` (called with ``keep=keys``).
+        keys: parameter columns (dotted config keys) whose values make a group.
 
-    def formatter(integers: bool):
-        def fmt(value):
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                return "-"
-            if isinstance(value, float):
-                return str(int(value)) if integers else f"{value:.4g}"
-            return str(value)
+    Returns:
+        A DataFrame indexed by rank (1 = the best mean of ``table.attrs["metric"]``) with the
+        key columns, ``n``, and ``<metric>`` (mean) and ``<metric>_std`` (sample standard
+        deviation, NaN for a group of one) for each final metric present. ``df.attrs`` holds
+        those of `table` plus ``keys`` and ``curves`` (group label -> (steps, mean, std) of
+        ``val_accuracy`` over the group's runs that reached each step).
 
-        return fmt
+    Raises:
+        RunsNotFoundError: a key is no parameter of any run.
+    """
+    keys = list(keys)
+    missing = [k for k in keys if k not in table.columns or table[k].isna().all()]
+    if missing:
+        raise RunsNotFoundError(f"no run has the parameter {', '.join(missing)} (--group-by)")
+    metric = table.attrs["metric"]
+    metrics = [m for m in (*FINAL_METRICS, CURVE_METRIC, f"best_{CURVE_METRIC}", "epochs")
+               if m in table.columns]
+    if metric not in metrics:
+        metrics.insert(0, metric)
+    labels = table[keys].astype(object).where(table[keys].notna(), "-")
+    rows, curves = [], {}
+    for values, members in table.groupby([labels[k] for k in keys], sort=False):
+        values = values if isinstance(values, tuple) else (values,)
+        row = dict(zip(keys, values, strict=True))
+        row["n"] = len(members)
+        for name in metrics:
+            numbers = pd.to_numeric(members[name], errors="coerce")
+            row[name] = numbers.mean()
+            row[f"{name}_std"] = numbers.std(ddof=1)
+        rows.append(row)
+        label = ", ".join(str(v) for v in values)
+        curves[label] = _mean_curve([table.attrs["curves"][r] for r in members["run_id"]])
+    grouped = pd.DataFrame(rows).sort_values(
+        metric, ascending=lower_is_better(metric), na_position="last", kind="stable")
+    grouped.index = pd.RangeIndex(1, len(grouped) + 1, name="rank")
+    grouped.attrs.update({**table.attrs, "keys": keys, "curves": {
+        ", ".join(str(grouped.at[i, k]) for k in keys): curves[
+            ", ".join(str(grouped.at[i, k]) for k in keys)] for i in grouped.index}})
+    return grouped
 
-    metrics = set(FINAL_METRICS) | {CURVE_METRIC, f"best_{CURVE_METRIC}", table.attrs["metric"]}
-    return shown.to_string(
-        na_rep="-",
-        formatters={c: formatter(c not in metrics and whole(shown[c])) for c in shown.columns}
-    )
+
+def _mean_curve(histories) -> tuple[list[int], list[float], list[float]]:
+    """(steps, mean, std) over the runs that logged each step."""
+    by_step: dict[int, list[float]] = {}
+    for steps, values in histories:
+        for step, value in zip(steps, values, strict=True):
+            by_step.setdefault(step, []).append(value)
+    steps = sorted(by_step)
+    series = [pd.Series(by_step[step], dtype=float) for step in steps]
+    return (steps, [float(x.mean()) for x in series],
+            [float(x.std(ddof=1)) if len(x) > 1 else 0.0 for x in series])
+
+
+def plot_groups(grouped: pd.DataFrame, title: str | None = None):
+    """Each group's mean ``val_accuracy`` per epoch with error bars of one standard deviation.
+
+    Args:
+        grouped: the result of `group_runs`.
+        title: the figure title; by default names the keys and the runs.
+
+    Returns:
+        A `matplotlib.figure.Figure`.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    curves = {label: c for label, c in grouped.attrs["curves"].items() if c[0]}
+    if not curves:
+        raise RunsNotFoundError(f"no run in the table has a '{CURVE_METRIC}' history")
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.add_subplot()
+    sizes = dict(zip((", ".join(str(row[k]) for k in grouped.attrs["keys"])
+                      for _, row in grouped.iterrows()), grouped["n"], strict=True))
+    for label, (steps, mean, std) in curves.items():
+        ax.errorbar([s + 1 for s in steps], mean, yerr=std, marker="o", ms=3, capsize=3,
+                    label=f"{label} (n={sizes.get(label, '?')})")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(f"{CURVE_METRIC} (mean ± std)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    runs = int(grouped["n"].sum())
+    ax.set_title(title or f"{CURVE_METRIC} by {', '.join(grouped.attrs['keys'])}, "
+                          f"{runs} runs in {len(curves)} groups")
+    return fig
+
+
+def _cell(value, digits: int | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if digits == -1 and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{int(value):,}"  # a count of weights: 1,369,738
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if digits is None:  # a parameter: as logged, whole numbers without a point
+        return f"{int(value)}" if float(value).is_integer() else f"{value:g}"
+    return f"{value:.{digits}f}"
+
+
+def _metric_digits(name: str) -> int | None:
+    """Decimals for a column: 4 for metrics, 0 for counts, -1 for thousands separators."""
+    if name in ("epochs", "n"):
+        return 0
+    if name == NUM_PARAMS:
+        return -1
+    return 4
+
+
+def format_table(table: pd.DataFrame, width: int = WIDTH) -> str:
+    """The table as people read it: rounded, ``-`` for no value, at most `width` columns.
+
+    Takes a `compare_runs` or a `group_runs` table. Columns whose value is the same in every
+    row (the model size, the epochs) move to a last line (``all runs: ...``); a grouped table
+    shows ``mean ± std``. Columns that do not fit continue in a block below, after the rank
+    and the run (or group) columns again.
+    """
+    grouped = "keys" in table.attrs
+    shown: dict[str, list[str]] = {"#": [str(i) for i in table.index]}
+    common: list[str] = []
+    if grouped:
+        lead = ["#", *table.attrs["keys"]]
+        for key in table.attrs["keys"]:
+            shown[key] = [_cell(v, None) for v in table[key]]
+        shown["n"] = [str(n) for n in table["n"]]
+        names = [c for c in table.columns if c not in table.attrs["keys"] and c != "n"
+                 and not c.endswith("_std")]
+    else:
+        # A sweep's children are named by their overrides, which the parameter columns show.
+        named = not all("=" in str(v) for v in table["run"])
+        lead = ["#", "run" if named else "run id"]
+        if named:
+            shown["run"] = [_shorten(str(v), 28) for v in table["run"]]
+        shown["run id"] = [str(v)[:8] for v in table["run_id"]]
+        names = [c for c in table.columns if c not in ("run", "run_id")]
+    # The status and metrics first, then the parameters that differ, then the model size.
+    order = ["status", *FINAL_METRICS, CURVE_METRIC, f"best_{CURVE_METRIC}", "epochs"]
+    names = ([n for n in order if n in names] + [n for n in names if n not in order
+                                                 and n != NUM_PARAMS]
+             + [n for n in names if n == NUM_PARAMS])
+    if "test_accuracy" in names and "test_error" in names and table.attrs.get(
+            "metric") != "test_error":
+        names.remove("test_error")  # 1 - test_accuracy
+    for name in names:
+        digits = _metric_digits(name) if name in _NUMERIC else None
+        if grouped:
+            stds = table[f"{name}_std"] if f"{name}_std" in table else [math.nan] * len(table)
+            cells = [_cell(m, digits) + ("" if pd.isna(sd) or digits == 0
+                                          else f" ± {_cell(sd, digits)}")
+                     for m, sd in zip(table[name], stds, strict=True)]
+        else:
+            cells = [_cell(None if pd.isna(v) else v, digits) for v in table[name]]
+        header = HEADERS.get(name, name)
+        if name in (NUM_PARAMS, "epochs") and len(set(cells)) == 1 and len(cells) > 1:
+            common.append(f"{cells[0]} {header}")
+            continue
+        shown[header] = cells
+    text = _blocks(shown, lead, width)
+    if common:
+        text += f"\n{'all groups' if grouped else 'all runs'}: {', '.join(common)}"
+    return text
+
+
+_NUMBER = re.compile(r"-?\d+(\.\d+)?( ± \d+(\.\d+)?)?")
+_NUMERIC = {*FINAL_METRICS, CURVE_METRIC, f"best_{CURVE_METRIC}", "epochs", NUM_PARAMS}
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _blocks(columns: dict[str, list[str]], lead: list[str], width: int) -> str:
+    """Aligned columns (text left, numbers right), split into blocks of at most `width`."""
+    sizes = {name: max(len(name), *(len(c) for c in cells)) for name, cells in columns.items()}
+    right = {name: all(c == "-" or _NUMBER.fullmatch(c) for c in cells)
+             for name, cells in columns.items()}
+    rest = [name for name in columns if name not in lead]
+    lead_width = sum(sizes[n] + 2 for n in lead)
+    blocks, current, used = [], [], lead_width
+    for name in rest:
+        if current and used + sizes[name] + 2 > width:
+            blocks.append(current)
+            current, used = [], lead_width
+        current.append(name)
+        used += sizes[name] + 2
+    blocks.append(current)
+    rows = len(next(iter(columns.values())))
+    out = []
+    for block in blocks:
+        names = lead + block
+
+        def line(cells: list[str], names=names) -> str:
+            return "  ".join(c.rjust(sizes[n]) if right[n] else c.ljust(sizes[n])
+                             for n, c in zip(names, cells, strict=True)).rstrip()
+
+        out.append(line(names))
+        out.extend(line([columns[n][i] for n in names]) for i in range(rows))
+        out.append("")
+    return "\n".join(out).rstrip()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -293,9 +494,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--output", metavar="PNG", type=Path,
-        help="where to write the curves (default: runs/compare-<parent or experiment>.png)",
+        help="where to write the curves (default: compare-<parent or experiment>.png beside "
+             "the store: the folder of the SQLite file, the current folder for a server)",
     )
     parser.add_argument("--max-runs", type=int, metavar="N", help="show only the best N runs")
+    parser.add_argument(
+        "--group-by", metavar="KEY[,KEY]",
+        help="one row per group of runs with the same values of these parameters (dotted "
+             "config keys, e.g. downsample.name): n and mean ± std of the final metrics; the "
+             "PNG shows mean curves with error bars",
+    )
     parser.add_argument(
         "--all", dest="include_all", action="store_true",
         help="include FAILED, KILLED and unfinished runs (default: FINISHED only)",
@@ -303,11 +511,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_output(tracking_uri: str, key: str, grouped: bool = False) -> Path:
+    """``compare-<key>[-grouped].png`` beside the store (the current folder for a server)."""
+    from kerascnn.app.tracking.store import sqlite_path
+
+    db = sqlite_path(tracking_uri)
+    folder = db.parent if db is not None else Path.cwd()
+    return folder / f"compare-{key}{'-grouped' if grouped else ''}.png"
+
+
 def main(argv: list[str] | None = None) -> int:
     """The `kerascnn-compare` command; returns 0, or exits with a one-line error message."""
     args = _parser().parse_args(argv)
     if args.max_runs is not None and args.max_runs < 1:
         raise SystemExit(f"{PROG}: --max-runs must be >= 1, got {args.max_runs}")
+    keys = [k.strip() for k in (args.group_by or "").split(",") if k.strip()]
+    if args.group_by is not None and not keys:
+        raise SystemExit(f"{PROG}: --group-by needs at least one parameter name")
 
     from mlflow.exceptions import MlflowException
 
@@ -318,8 +538,13 @@ def main(argv: list[str] | None = None) -> int:
             parent=args.parent,
             metric=args.metric,
             include_all=args.include_all,
-            max_runs=args.max_runs,
+            max_runs=None if keys else args.max_runs,
+            keep=keys,
         )
+        if keys:
+            table = group_runs(table, keys)
+            if args.max_runs is not None:
+                table = table.head(args.max_runs)
     except RunsNotFoundError as error:
         raise SystemExit(f"{PROG}: {error}") from None
     except MlflowException as error:
@@ -328,38 +553,47 @@ def main(argv: list[str] | None = None) -> int:
 
     metric = table.attrs["metric"]
     order = "lower" if lower_is_better(metric) else "higher"
-    where = (
-        f"children of run {args.parent}" if args.parent
-        else f"experiment '{table.attrs['experiment']}'"
-    )
-    shown = (
-        f"{len(table)} of {table.attrs['total_runs']}"
-        if len(table) < table.attrs["total_runs"] else f"{len(table)}"
-    )
-    print(f"{shown} runs, {where}, ranked by {metric} ({order} is better)")
-    print(_format(table))
+    where = f"sweep {args.parent}" if args.parent else f"experiment '{table.attrs['experiment']}'"
+    if keys:
+        print(f"{int(table['n'].sum())} runs of {where}, {len(table)} groups by "
+              f"{', '.join(keys)}\nmean ± std per group, ranked by mean {metric} "
+              f"({order} is better)")
+    else:
+        shown = (
+            f"{len(table)} of {table.attrs['total_runs']}"
+            if len(table) < table.attrs["total_runs"] else f"{len(table)}"
+        )
+        print(f"{shown} runs of {where}, ranked by {metric} ({order} is better)")
+    text = format_table(table)
+    print(text)
 
     if args.output is None:
-        from kerascnn.app.tracking.store import runs_dir
-
         key = args.parent or table.attrs["experiment"]
-        args.output = runs_dir() / f"compare-{key}.png"
+        args.output = default_output(args.tracking_uri, key, grouped=bool(keys))
     try:
-        figure = plot_runs(table)
+        figure = plot_groups(table) if keys else plot_runs(table)
     except RunsNotFoundError as error:
         print(f"{PROG}: no plot: {error}", file=sys.stderr)
-        return 0
+        figure = None
     from kerascnn.app.tracking.plots import save_figure
 
-    path = save_figure(figure, args.output)
-    print(f"curves: {path}")
+    path = save_figure(figure, args.output) if figure is not None else None
+    if path is not None:
+        print(f"curves: {path}")
     if args.parent:
         from mlflow.tracking import MlflowClient
 
-        MlflowClient(tracking_uri=args.tracking_uri).log_artifact(
-            args.parent, str(path), artifact_path="comparison"
-        )
-        print(f"logged to run {args.parent} under comparison/{path.name}")
+        client = MlflowClient(tracking_uri=args.tracking_uri)
+        logged = []
+        if path is not None:
+            client.log_artifact(args.parent, str(path), artifact_path="comparison")
+            logged.append(f"comparison/{path.name}")
+        if keys:
+            client.log_text(args.parent, table.to_csv(), "comparison/grouped.csv")
+            client.log_text(args.parent, text + "\n", "comparison/grouped.txt")
+            logged += ["comparison/grouped.csv", "comparison/grouped.txt"]
+        if logged:
+            print(f"logged to run {args.parent}: {', '.join(logged)}")
     return 0
 
 

@@ -1,11 +1,14 @@
 """The run comparison tool on a small SQLite store: ranking, columns, filters, PNG and errors."""
 
+import re
+
 import matplotlib.image
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from kerascnn import compare
+from kerascnn.app import compare
 
 CHILDREN = {
     # name: (downsample.name, val_accuracy per epoch, test_accuracy)
@@ -109,13 +112,18 @@ def test_main_prints_table_writes_and_logs_png(store, tmp_path, capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert "ranked by test_accuracy" in lines[0]
-    header = lines[1]
-    assert "downsample.name" in header and "model.name " not in header
+    header = lines[1].split()
+    # the children are named by their overrides: the run id and the parameter show instead
+    assert header == ["#", "run", "id", "test_acc", "val_acc", "best_val_acc",
+                      "downsample.name"]
     order = sorted(CHILDREN, key=lambda n: CHILDREN[n][2], reverse=True)
-    positions = [out.index(name) for name in order]
-    assert positions == sorted(positions)
-    assert OUTSIDE[0] not in out
-    assert "61706" in out  # whole numbers print as integers
+    rows = [line.split() for line in lines[2:5]]
+    assert [row[1] for row in rows] == [store["children"][n][:8] for n in order]
+    assert [row[0] for row in rows] == ["1", "2", "3"]
+    assert [row[2] for row in rows] == [f"{CHILDREN[n][2]:.4f}" for n in order]
+    assert [row[-1] for row in rows] == [CHILDREN[n][0] for n in order]
+    assert "all runs: 3 epochs, 61,706 params" in out
+    assert OUTSIDE[0] not in out and store["outside"][:8] not in out
 
     assert output.stat().st_size > 3000
     pixels = matplotlib.image.imread(output)
@@ -123,6 +131,140 @@ def test_main_prints_table_writes_and_logs_png(store, tmp_path, capsys):
     client = MlflowClient(tracking_uri=store["uri"])
     logged = [a.path for a in client.list_artifacts(store["parent"], "comparison")]
     assert logged == ["comparison/cmp.png"]
+
+
+def test_table_reads_cleanly(store, capsys):
+    """No pandas index header, no None/NaN, rounded numbers, at most 100 columns."""
+    compare.main(["--tracking-uri", store["uri"], "--all", "--output",
+                  str(store["root"] / "all.png")])
+    out = capsys.readouterr().out
+    table = out.split("curves:")[0].split("\n", 1)[1]  # below the title line
+    assert not re.search(r"\brank\b", table) and "None" not in table and "nan" not in table.lower()
+    assert max(len(line) for line in table.splitlines()) <= 100
+    assert not re.search(r"\d\.\d{5,}", table)  # rounded to 4 decimals
+    # the run outside the sweep keeps its name; the KILLED child shows its status, and "-"
+    # for the model size it did not log
+    assert OUTSIDE[0] in table and "KILLED" in table
+    assert "61,706" in table and re.search(r"  -(  |$)", table, re.M)
+
+
+def test_wide_table_wraps_within_100_columns():
+    table = pd.DataFrame({
+        "run": [f"long-run-name-{i}" for i in range(3)],
+        "run_id": [f"{i:032x}" for i in range(3)],
+        **{f"optimizer.some_long_parameter_{k}": [k, k + 1, k + 2] for k in range(6)},
+        "test_accuracy": [0.9, 0.8, 0.7], "test_error": [0.1, 0.2, 0.3],
+        "test_loss": [0.31234567, 0.4, None],
+    }, index=pd.RangeIndex(1, 4, name="rank"))
+    table.attrs["metric"] = "test_accuracy"
+    text = compare.format_table(table)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    blocks = [block.splitlines() for block in text.split("\n\n")]
+    assert len(blocks) >= 2
+    for block in blocks:  # every block repeats the rank and the run
+        assert block[0].split()[:2] == ["#", "run"]
+        assert [line.split()[1] for line in block[1:4]] == [
+            f"long-run-name-{i}" for i in range(3)]
+    assert "0.3123" in text and "0.31234567" not in text
+    assert "test_err" not in text  # 1 - test_acc
+    shown = " ".join(text.split())
+    for k in range(6):
+        assert f"optimizer.some_long_parameter_{k}" in shown
+
+
+def test_png_goes_beside_the_store(store, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KERASCNN_RUNS_DIR", raising=False)
+    compare.main(["--tracking-uri", store["uri"]])
+    out = capsys.readouterr().out
+    expected = store["root"] / "compare-kerascnn.png"
+    assert f"curves: {expected}" in out
+    assert expected.stat().st_size > 3000
+    assert not (tmp_path / "runs").exists()
+    # a server: the current folder
+    assert compare.default_output("http://127.0.0.1:5000", "abc") == tmp_path / "compare-abc.png"
+
+
+@pytest.fixture(scope="module")
+def seeds_store(tmp_path_factory):
+    """Three variants x three seeds under one parent, with known metrics."""
+    root = tmp_path_factory.mktemp("seeds")
+    uri = f"sqlite:///{root}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment("kerascnn", artifact_location=(root / "a").as_uri())
+    parent = client.create_run(experiment_id, run_name="sweep").info.run_id
+    for kind, accuracies in SEEDS.items():
+        for seed, test in enumerate(accuracies):
+            val = [test - 0.2, test - 0.05 * seed]  # the spread grows with the seed
+            _log_run(client, experiment_id, f"downsample={kind},trainer.seed={seed}",
+                     {"downsample.name": kind, "trainer.seed": str(seed),
+                      "model.name": "lenet5"}, val, test,
+                     tags={"mlflow.parentRunId": parent})
+    client.set_terminated(parent)
+    return {"uri": uri, "root": root, "parent": parent}
+
+
+SEEDS = {"max": [0.90, 0.92, 0.94], "mean": [0.80, 0.84, 0.82], "pnorm": [0.96, 0.95, 0.97]}
+
+
+def test_group_runs_mean_and_std(seeds_store):
+    table = compare.compare_runs(seeds_store["uri"], parent=seeds_store["parent"],
+                                 keep=["downsample.name"])
+    grouped = compare.group_runs(table, ["downsample.name"])
+    assert grouped["downsample.name"].tolist() == ["pnorm", "max", "mean"]  # best mean first
+    assert grouped["n"].tolist() == [3, 3, 3]
+    for _, row in grouped.iterrows():
+        values = np.array(SEEDS[row["downsample.name"]])
+        np.testing.assert_allclose(row["test_accuracy"], values.mean())
+        np.testing.assert_allclose(row["test_accuracy_std"], values.std(ddof=1))
+    steps, mean, std = grouped.attrs["curves"]["max"]
+    assert steps == [0, 1]
+    np.testing.assert_allclose(mean, [0.72, 0.92 - 0.05])
+    np.testing.assert_allclose(std, [np.std([0.70, 0.72, 0.74], ddof=1),
+                                     np.std([0.90, 0.87, 0.84], ddof=1)])
+    # a key every run shares makes one group; an unknown key is an error
+    one = compare.group_runs(compare.compare_runs(seeds_store["uri"], parent=seeds_store[
+        "parent"], keep=["model.name"]), ["model.name"])
+    assert one["n"].tolist() == [9]
+    with pytest.raises(compare.RunsNotFoundError, match="no_such.key"):
+        compare.group_runs(table, ["no_such.key"])
+
+
+def test_main_group_by_prints_logs_and_plots_error_bars(seeds_store, tmp_path, capsys):
+    output = tmp_path / "grouped.png"
+    assert compare.main(["--tracking-uri", seeds_store["uri"], "--parent",
+                         seeds_store["parent"], "--group-by", "downsample.name",
+                         "--output", str(output)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == f"9 runs of sweep {seeds_store['parent']}, 3 groups by downsample.name"
+    assert "ranked by mean test_accuracy" in lines[1]
+    assert lines[2].split()[:3] == ["#", "downsample.name", "n"]
+    first = lines[3].split()
+    assert first[:3] == ["1", "pnorm", "3"]
+    mean, std = np.mean(SEEDS["pnorm"]), np.std(SEEDS["pnorm"], ddof=1)
+    assert f"{mean:.4f} ± {std:.4f}" in lines[3]
+    table = out.split("curves:")[0].splitlines()
+    assert "None" not in out and max(len(line) for line in table) <= 100
+
+    client = MlflowClient(tracking_uri=seeds_store["uri"])
+    logged = {a.path for a in client.list_artifacts(seeds_store["parent"], "comparison")}
+    assert logged == {"comparison/grouped.png", "comparison/grouped.csv",
+                      "comparison/grouped.txt"}
+    csv = client.download_artifacts(seeds_store["parent"], "comparison/grouped.csv", str(tmp_path))
+    frame = pd.read_csv(csv)
+    assert frame["downsample.name"].tolist() == ["pnorm", "max", "mean"]
+    np.testing.assert_allclose(frame["test_accuracy_std"].iloc[0], std)
+
+    fig = compare.plot_groups(compare.group_runs(compare.compare_runs(
+        seeds_store["uri"], parent=seeds_store["parent"], keep=["downsample.name"]),
+        ["downsample.name"]))
+    ax = fig.axes[0]
+    bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    assert len(bars) == 3 and all(bar.has_yerr for bar in bars)
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == [
+        "max (n=3)", "mean (n=3)", "pnorm (n=3)"]
 
 
 def test_plot_has_one_curve_per_run(store):
