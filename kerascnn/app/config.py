@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 # What trainer.early_stopping_monitor may watch: the epoch metrics of every run.
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+DISTRIBUTE = ("auto", "none", "mirrored")
 
 
 class ConfigError(CompactHydraException, ValueError):
@@ -179,8 +180,16 @@ class TrainerConfig:
     early_stopping_monitor: str = "val_loss"
     resume: str | None = None  # a run id: continue it; auto: skip/continue an identical run
     verbose: int = 2
+    distribute: str = "auto"   # auto | none | mirrored (auto: mirrored on several GPUs)
+    threads: Any = "auto"      # auto | N: CPU threads per job (auto: a parallel job's share)
 
     def __post_init__(self) -> None:
+        _require(self.distribute in DISTRIBUTE, "trainer.distribute",
+                 f"must be one of {', '.join(DISTRIBUTE)}", self.distribute)
+        _require(self.threads == "auto" or (isinstance(self.threads, int)
+                                            and not isinstance(self.threads, bool)
+                                            and self.threads >= 1),
+                 "trainer.threads", "must be auto or an integer >= 1", self.threads)
         _require(self.epochs >= 1, "trainer.epochs", "must be >= 1", self.epochs)
         _require(self.batch_size >= 1, "trainer.batch_size", "must be >= 1", self.batch_size)
         _require(0 <= self.seed <= 2**32 - 1, "trainer.seed", "must be in [0, 2**32 - 1]",

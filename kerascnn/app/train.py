@@ -127,13 +127,15 @@ def prepare(cfg: DictConfig, plan: Any = None) -> Job:
                 info.name, (image_size, image_size, arrays.x_train.shape[-1]),
                 arrays.num_classes)
 
-    runtime = choose_runtime(conf.trainer.precision, conf.trainer.jit_compile)
+    runtime = choose_runtime(conf.trainer.precision, conf.trainer.jit_compile,
+                             conf.trainer.distribute, conf.trainer.threads)
     keras.utils.set_random_seed(conf.trainer.seed)
     with config_keys(DATA_KEYS):
         pipelines = make_pipelines(
             arrays, image_size=image_size, batch_size=conf.trainer.batch_size,
             val_split=conf.data.val_split, augment=conf.data.augment, flip=conf.data.flip,
             seed=conf.trainer.seed, normalize=conf.data.normalize, limit=conf.data.limit)
+    pipelines = runtime.with_data_options(pipelines)  # a parallel job's share of the threads
 
     with runtime.scope(), dtype_policy(runtime.precision):
         with config_keys({**downsample_keys, **{k: f"model.{k}" for k in model_cfg}},
@@ -161,11 +163,18 @@ def _run_name(cfg: DictConfig, job: Job) -> str:
 def _callbacks(job: Job) -> list:
     import keras
 
-    from kerascnn.app.tracking.callbacks import ThroughputCallback
+    from kerascnn.app.tracking.callbacks import (
+        LearnedPCallback,
+        RuntimeTagsCallback,
+        ThroughputCallback,
+        learned_p_layers,
+    )
 
     trainer = job.config.trainer
     callbacks = [keras.callbacks.LearningRateScheduler(job.schedule),
-                 ThroughputCallback(job.pipelines.num_train)]
+                 ThroughputCallback(job.pipelines.num_train), RuntimeTagsCallback(job.runtime)]
+    if learned_p_layers(job.model):
+        callbacks.append(LearnedPCallback())
     if trainer.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=trainer.early_stopping_monitor, patience=trainer.early_stopping_patience,

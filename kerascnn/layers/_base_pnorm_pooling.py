@@ -1,8 +1,12 @@
 """The base of the p-norm pooling layers: the exponent, the learned p and the data format.
 
-A learned p is parameterised as ``p = 1 + softplus(rho)`` with one ``rho`` per channel, so
-that it never drops below 1; ``rho`` starts where p equals the given `p`. The math lives in
-`_pnorm`; the checks of the arguments every layer shares live in `_args`.
+A learned p is parameterised as ``p = 1 + softplus(p_lr_scale * rho)`` with one ``rho`` per
+channel, so that it never drops below 1; ``rho`` starts where p equals the given `p`. The factor
+`p_lr_scale` gives p its own effective learning rate under any optimizer without touching the
+optimizer: the gradient with respect to the stored ``rho`` is `p_lr_scale` times the gradient
+with respect to ``p_lr_scale * rho``, so an adaptive optimizer (Adam, RMSprop) moves the
+effective exponent `p_lr_scale` times faster, and plain SGD `p_lr_scale ** 2` times faster. The
+math lives in `_pnorm`; the checks of the arguments every layer shares live in `_args`.
 """
 
 import math
@@ -49,6 +53,21 @@ def standardize_p(p, trainable_p=False):
     return value
 
 
+def standardize_p_lr_scale(value):
+    """Validates `p_lr_scale` (a finite number > 0) and returns it as a Python float."""
+    if (
+        isinstance(value, bool | np.bool_)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(float(value))
+        or float(value) <= 0
+    ):
+        raise ValueError(
+            "Invalid value for argument `p_lr_scale`. Expected a finite number > 0. "
+            f"Received: p_lr_scale={value!r}"
+        )
+    return float(value)
+
+
 def p_to_config(p):
     """The JSON-safe form of a standardised `p`: ``"inf"`` for infinity, else the float."""
     return "inf" if math.isinf(p) else p
@@ -63,10 +82,10 @@ def rho_for_p(p):
     return excess + math.log(-math.expm1(-excess))
 
 
-def learned_p_values(rho):
-    """``1 + softplus(rho)`` in NumPy (float64), for reporting the learned p."""
+def learned_p_values(rho, p_lr_scale=1.0):
+    """``1 + softplus(p_lr_scale * rho)`` in NumPy (float64), for reporting the learned p."""
     rho = np.asarray(rho, dtype="float64")
-    return 1.0 + np.logaddexp(0.0, rho)
+    return 1.0 + np.logaddexp(0.0, p_lr_scale * rho)
 
 
 def compute_dtype_for(dtype):
@@ -82,10 +101,11 @@ class PNormPoolingBase(keras.layers.Layer):
     `get_config`.
     """
 
-    def __init__(self, p, trainable_p, data_format, **kwargs):
+    def __init__(self, p, trainable_p, data_format, p_lr_scale=1.0, **kwargs):
         super().__init__(**kwargs)
         self.trainable_p = _args.standardize_bool(trainable_p, "trainable_p")
         self.p = standardize_p(p, self.trainable_p)
+        self.p_lr_scale = standardize_p_lr_scale(p_lr_scale)
         self.data_format = _args.standardize_data_format(data_format)
         self.input_spec = keras.layers.InputSpec(ndim=4)
         self.rho = None
@@ -96,7 +116,7 @@ class PNormPoolingBase(keras.layers.Layer):
         if self.trainable_p:
             self.rho = self.add_weight(
                 shape=(channels,),
-                initializer=keras.initializers.Constant(rho_for_p(self.p)),
+                initializer=keras.initializers.Constant(rho_for_p(self.p) / self.p_lr_scale),
                 name="rho",
                 autocast=False,
             )
@@ -113,14 +133,15 @@ class PNormPoolingBase(keras.layers.Layer):
                 f"Layer {self.name} is not built yet; p_values() needs the number of channels."
             )
         if self.rho is not None:
-            return learned_p_values(ops.convert_to_numpy(self.rho))
+            return learned_p_values(ops.convert_to_numpy(self.rho), self.p_lr_scale)
         return np.full((self.input_spec.axes[_args.channel_axis(self.data_format)],), self.p)
 
     def p_for_call(self, dtype):
         """The fixed p (a float), or the learned p as a tensor that broadcasts per channel."""
         if self.rho is None:
             return self.p
-        p = 1.0 + ops.softplus(ops.cast(self.rho, dtype))
+        rho = ops.cast(self.rho, dtype)
+        p = 1.0 + ops.softplus(rho if self.p_lr_scale == 1.0 else rho * self.p_lr_scale)
         return p if self.data_format == "channels_last" else ops.reshape(p, (-1, 1, 1))
 
     def get_config(self):
@@ -129,6 +150,7 @@ class PNormPoolingBase(keras.layers.Layer):
             {
                 "p": p_to_config(self.p),
                 "trainable_p": self.trainable_p,
+                "p_lr_scale": self.p_lr_scale,
                 "data_format": self.data_format,
             }
         )

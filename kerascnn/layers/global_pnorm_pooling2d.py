@@ -22,7 +22,8 @@ class GlobalPNormPooling2D(_base_pnorm_pooling.PNormPoolingBase):
     move from the mean towards the max.
 
     With `trainable_p=True` every channel learns its own p, exactly as in `PNormPooling2D`
-    (`p = 1 + softplus(rho)`, never below 1); `p_values()` returns the current p per channel.
+    (`p = 1 + softplus(p_lr_scale * rho)`, never below 1, `p_lr_scale` its own learning-rate
+    factor); `p_values()` returns the current p per channel.
     The numerics are those of `PNormPooling2D` too: no overflow or underflow for large p or
     extreme values, half-precision inputs pooled in float32, and a gradient that is finite
     everywhere, including all-zero maps.
@@ -32,6 +33,8 @@ class GlobalPNormPooling2D(_base_pnorm_pooling.PNormPoolingBase):
             to 3, the usual starting value of GeM pooling.
         trainable_p: bool, learn one p per channel, starting from `p` (which must then be
             finite).
+        p_lr_scale: number > 0, the factor on the learning rate of a learned p (see
+            `PNormPooling2D`). Defaults to 1. Ignored when p is fixed.
         keepdims: bool, keep the spatial axes with size 1 (as `GlobalAveragePooling2D`).
         data_format: `"channels_last"` or `"channels_first"`; defaults to
             `keras.config.image_data_format()`.
@@ -68,8 +71,12 @@ class GlobalPNormPooling2D(_base_pnorm_pooling.PNormPoolingBase):
       Recurrent Neural Networks", ECML PKDD 2014](https://arxiv.org/abs/1311.1780)
     """
 
-    def __init__(self, p=3.0, trainable_p=False, keepdims=False, data_format=None, **kwargs):
-        super().__init__(p=p, trainable_p=trainable_p, data_format=data_format, **kwargs)
+    def __init__(
+        self, p=3.0, trainable_p=False, keepdims=False, data_format=None, p_lr_scale=1.0, **kwargs
+    ):
+        super().__init__(
+            p=p, trainable_p=trainable_p, data_format=data_format, p_lr_scale=p_lr_scale, **kwargs
+        )
         self.keepdims = _args.standardize_bool(keepdims, "keepdims")
 
     def call(self, inputs):

@@ -1,4 +1,5 @@
-"""Keras callbacks that feed MLflow: throughput per epoch and MLflow's own Keras callback."""
+"""Keras callbacks that feed MLflow: throughput per epoch, learned p per epoch, the runtime's
+tags and MLflow's own Keras callback."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 import keras
 import mlflow
 import mlflow.keras
+import numpy as np
 
 
 class ThroughputCallback(keras.callbacks.Callback):
@@ -51,3 +53,52 @@ class EpochMetricsCallback(mlflow.keras.MlflowCallback):
 
     def on_test_end(self, logs=None):
         return None
+
+
+def learned_p_layers(model) -> list:
+    """The layers of `model` (nested models included) whose exponent p is learned."""
+    found, stack, seen = [], list(reversed(model.layers)), set()
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if getattr(layer, "trainable_p", False) and callable(getattr(layer, "p_values", None)):
+            found.append(layer)
+        if isinstance(layer, keras.Model):
+            stack.extend(reversed(layer.layers))
+    return found
+
+
+def learned_p_metrics(model) -> dict[str, float]:
+    """``p/<layer>/mean|std|min|max`` over the channels of every layer with a learned p."""
+    metrics = {}
+    for layer in learned_p_layers(model):
+        p = np.asarray(layer.p_values(), dtype="float64")
+        for stat in ("mean", "std", "min", "max"):
+            metrics[f"p/{layer.name}/{stat}"] = float(getattr(np, stat)(p))
+    return metrics
+
+
+class LearnedPCallback(keras.callbacks.Callback):
+    """Logs the learned p of every layer that learns one, once per epoch (step = epoch index).
+
+    The figures go straight to MLflow, not into the epoch logs, so that the history (and the
+    learning-curve picture drawn from it) keeps only the training metrics.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = learned_p_metrics(self.model)
+        if metrics:
+            mlflow.log_metrics(metrics, step=epoch)
+
+
+class RuntimeTagsCallback(keras.callbacks.Callback):
+    """Tags the run with how it trains: ``replicas``, ``distribute`` and the thread counts."""
+
+    def __init__(self, runtime):
+        super().__init__()
+        self.runtime = runtime
+
+    def on_train_begin(self, logs=None):
+        mlflow.set_tags({key: str(value) for key, value in self.runtime.tags().items()})
