@@ -1,9 +1,10 @@
 """Structured configs of the training app, registered in Hydra's ConfigStore.
 
 The YAML files under ``conf/`` select a schema from here through their defaults list
-(``defaults: [sgd_schema]``), so every value typed on the command line is type-checked by
-OmegaConf when the config is composed, and range-checked by :func:`validate` before any work
-starts (``__post_init__`` runs in :func:`omegaconf.OmegaConf.to_object`, not on overrides).
+(``defaults: [/sgd_schema@_here_]``), so every value typed on the command line is
+type-checked by OmegaConf when the config is composed, and range-checked by :func:`validate`
+before any work starts (``__post_init__`` runs in :func:`omegaconf.OmegaConf.to_object`, not
+on overrides).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,7 +181,7 @@ class TrainerConfig:
     early_stopping_patience: int | None = None
     early_stopping_monitor: str = "val_loss"
     resume: str | None = None  # a run id: continue it; auto: skip/continue an identical run
-    verbose: int = 2
+    verbose: Any = "auto"      # auto | 0 | 1 | 2 (auto: a progress bar on a terminal, else 2)
     distribute: str = "auto"   # auto | none | mirrored (auto: mirrored on several GPUs)
     threads: Any = "auto"      # auto | N: CPU threads per job (auto: a parallel job's share)
 
@@ -207,8 +209,11 @@ class TrainerConfig:
         _require(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
                  "trainer.early_stopping_patience", "must be >= 1",
                  self.early_stopping_patience)
-        _require(self.verbose in (0, 1, 2), "trainer.verbose", "must be 0, 1 or 2",
-                 self.verbose)
+        _require(self.verbose == "auto" or (self.verbose in (0, 1, 2)
+                                            and not isinstance(self.verbose, bool)),
+                 "trainer.verbose", "must be auto, 0, 1 or 2", self.verbose)
+        if self.verbose == "auto":  # Keras' progress bar where a person watches, else a line
+            self.verbose = 1 if sys.stdout.isatty() else 2  # per epoch (logs, Slurm, CI)
 
 
 @dataclass
@@ -238,17 +243,22 @@ class Config:
 
 
 def register_configs() -> None:
-    """Register the schemas; the YAML files of each group name them in their defaults list."""
+    """Register the schemas; the YAML files of each group name them in their defaults list.
+
+    The schemas sit at the top of the ConfigStore, in no group, so that ``--help`` does not
+    list them among a group's choices; a group's file takes its schema by absolute path into
+    its own package (``- /sgd_schema@_here_``).
+    """
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
-    cs.store(group="data", name="data_schema", node=DataConfig)
-    cs.store(group="optimizer", name="sgd_schema", node=SGDConfig)
-    cs.store(group="optimizer", name="adam_schema", node=AdamConfig)
-    cs.store(group="schedule", name="constant_schema", node=ScheduleConfig)
-    cs.store(group="schedule", name="step_schema", node=StepScheduleConfig)
-    cs.store(group="schedule", name="cosine_schema", node=CosineScheduleConfig)
-    cs.store(group="trainer", name="trainer_schema", node=TrainerConfig)
-    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
+    cs.store(name="data_schema", node=DataConfig)
+    cs.store(name="sgd_schema", node=SGDConfig)
+    cs.store(name="adam_schema", node=AdamConfig)
+    cs.store(name="constant_schema", node=ScheduleConfig)
+    cs.store(name="step_schema", node=StepScheduleConfig)
+    cs.store(name="cosine_schema", node=CosineScheduleConfig)
+    cs.store(name="trainer_schema", node=TrainerConfig)
+    cs.store(name="tracking_schema", node=TrackingConfig)
 
 
 def validate(cfg: DictConfig) -> Config:

@@ -18,7 +18,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from kerascnn.app.config import ConfigError, config_keys, register_configs, validate
-from kerascnn.app.tracking.store import default_tracking_uri, runs_dir
+from kerascnn.app.tracking.store import runs_dir
 
 log = logging.getLogger("kerascnn.train")
 
@@ -273,10 +273,19 @@ def train(cfg: DictConfig) -> float:
     objective = max(history.get("val_accuracy") or [results["test_accuracy"]])
     print(f"{run.info.run_name}: test accuracy {results['test_accuracy']:.4f} "
           f"(test error {results['test_error']:.4f}, {job.model.count_params():,} parameters)")
-    print(f"MLflow run {run.info.run_id} in {tracking_uri}")
-    if tracking_uri == default_tracking_uri():
-        print("See it in the MLflow UI: make ui, then open http://127.0.0.1:5000")
+    _print_links(run, tracking_uri)
     return float(objective)
+
+
+def _print_links(run: Any, tracking_uri: str) -> None:
+    """The run's id and store, and the link that opens it in the MLflow UI."""
+    from kerascnn.app.tracking.links import run_url, serve_hint
+
+    print(f"MLflow run {run.info.run_id} in {tracking_uri}")
+    print(f"Open it: {run_url(tracking_uri, run.info.experiment_id, run.info.run_id)}")
+    hint = serve_hint(tracking_uri)
+    if hint:
+        print(f"  ({hint})")
 
 
 def _fit(cfg: DictConfig, job: Job, plan: Any, stop: Any) -> tuple[dict, dict, Any]:

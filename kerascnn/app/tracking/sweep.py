@@ -260,6 +260,12 @@ class MlflowSweepCallback(Callback):
         if reason:
             client.set_tag(parent, "kerascnn.end_reason", reason)
         client.set_terminated(parent, status)
+        from kerascnn.app.tracking.links import run_url
+
+        experiment_id = client.get_run(parent).info.experiment_id
+        print(f"Sweep {status}: {counts.get('FINISHED', 0)} of {len(children)} runs finished; "
+              f"parent run {parent}\nOpen it: {run_url(self._uri, experiment_id, parent)}\n"
+              f"Compare: python -m kerascnn.compare --parent {parent}", flush=True)
 
     # -- each job (in the launcher's process) -------------------------------------------
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
