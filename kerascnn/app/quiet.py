@@ -38,6 +38,8 @@ __all__ = ["quiet_startup"]
 DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_LOGGING_LEVEL": "WARNING"}
 # absl's log line: severity letter, MMDD, time, thread, file:line] message.
 _ABSL_LINE = re.compile(r"^([IWEF])\d{4} [\d:.]+\s+\d+ [\w.\-]+:\d+\] ")
+# A Python warning (``file.py:3: DeprecationWarning: ...``) or traceback: never a continuation.
+_PYTHON_LINE = re.compile(r"^(\S+:\d+: \w*(Warning|Error)\b|Traceback )")
 _ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called"
 _LEVELS = {"I": 0, "W": 1, "E": 2, "F": 3}
 _GPU_NODES = ("/dev/nvidia0", "/dev/dxg", "/dev/kfd")  # NVIDIA, WSL2, ROCm
@@ -65,8 +67,8 @@ def filter_log(text: str, level: int) -> list[str]:
     """The lines of `text` that pass ``TF_CPP_MIN_LOG_LEVEL=level``.
 
     An absl line below the level is dropped with its continuation lines (lines that follow it
-    and are no log line of their own); the "before absl::InitializeLog()" banner is dropped
-    when INFO lines are; any other line is kept.
+    and are no log line, blank line or Python warning of their own); the "before
+    absl::InitializeLog()" banner is dropped when INFO lines are; any other line is kept.
     """
     kept, dropping = [], False
     for line in text.splitlines():
@@ -75,8 +77,8 @@ def filter_log(text: str, level: int) -> list[str]:
             dropping = _LEVELS[match.group(1)] < level
         elif line.startswith(_ABSL_BANNER):
             dropping = level >= 1
-        elif not dropping or not line.strip():
-            dropping = False
+        elif not line.strip() or _PYTHON_LINE.match(line):
+            dropping = False  # a continuation ends at a blank line or a Python message
         if not dropping:
             kept.append(line)
     return kept
