@@ -296,6 +296,7 @@ def _fit(cfg: DictConfig, job: Job, plan: Any, stop: Any) -> tuple[dict, dict, A
     from kerascnn.app.faults import StoreUnavailable
     from kerascnn.app.preflight import HASH_TAG
     from kerascnn.app.tracking.run import flatten, tracked_run
+    from kerascnn.app.tracking.store import quiet_store_errors, store_error
     from kerascnn.app.tracking.sweep import parent_run_id, record_run_id
 
     tracking_uri = plan.tracking_uri
@@ -336,11 +337,12 @@ def _fit(cfg: DictConfig, job: Job, plan: Any, stop: Any) -> tuple[dict, dict, A
         results = {"test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
                    "test_error": 1.0 - float(test["accuracy"])}
         try:
-            mlflow.log_metrics(results, synchronous=True)
+            with quiet_store_errors():
+                mlflow.log_metrics(results, synchronous=True)
         except Exception as exc:
             raise StoreUnavailable(
                 f"the MLflow store {tracking_uri} stopped accepting writes at the end "
-                f"({' '.join(str(exc).split())[:160]}); the checkpoint is kept in "
+                f"({store_error(exc)}); the checkpoint is kept in "
                 f"{checkpoint.directory}: resume with trainer.resume={run.info.run_id} once "
                 "the store is back") from exc
         _log_artifacts(cfg, job, checkpoint.history, run.info.run_name)
