@@ -14,12 +14,12 @@ checkpoint but not yet in MLflow, and the resumed run logs it first. A process t
 the checkpoint leaves nothing of that epoch anywhere; it is trained again. So steps 0..E-1 each
 appear once.
 
-Continuing as an uninterrupted run would: the weights and the optimizer's slots and iteration
-count come back from the weights file, the learning-rate schedule is a function of the epoch,
-and the training pipeline's shuffling (seeded, reshuffled per iterator) is moved on by opening
-one iterator per epoch already done, so epoch E sees the batches it would have seen. The
-metrics' accumulators restart each epoch anyway. Not restored: ``EarlyStopping``'s patience
-counter (it starts again from the resumed epoch).
+What comes back: the weights and the optimizer's slots and iteration count (the weights file),
+the learning-rate schedule (a function of the epoch), the history. The training pipeline's
+shuffling (seeded, reshuffled per iterator) is moved on by opening one iterator per epoch
+done; measured, a resumed epoch's loss is within about 1% of the uninterrupted run's but not
+equal, so the batch order after a resume is not exactly the uninterrupted one (Keras appears
+to iterate a copy of the dataset). Not restored: ``EarlyStopping``'s patience counter.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any
 import keras
 
 from kerascnn.app.faults import Diverged, StoreUnavailable
-from kerascnn.app.tracking.store import runs_dir
+from kerascnn.app.tracking.store import quiet_store_errors, runs_dir, store_error
 
 STATE = "state.json"
 # Keys that do not change what a run computes: where it is recorded, how it resumes, how much
@@ -221,22 +221,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
         metrics = {k: float(v) for k, v in logs.items() if _finite(v)}
         try:
-            mlflow.MlflowClient(self.tracking_uri).log_batch(
-                self.run_id, metrics=[mlflow.entities.Metric(k, v, _now_ms(), epoch)
-                                      for k, v in metrics.items()], synchronous=True)
+            with quiet_store_errors():
+                mlflow.MlflowClient(self.tracking_uri).log_batch(
+                    self.run_id, metrics=[mlflow.entities.Metric(k, v, _now_ms(), epoch)
+                                          for k, v in metrics.items()], synchronous=True)
         except Exception as exc:  # any store error ends the training here, in one line
             raise StoreUnavailable(
                 f"the MLflow store {self.tracking_uri} stopped accepting writes at epoch "
-                f"{epoch} ({_short(exc)}); the checkpoint is kept in {self.directory}: resume "
-                f"with trainer.resume={self.run_id} once the store is back") from exc
+                f"{epoch} ({store_error(exc)}); the checkpoint is kept in {self.directory}: "
+                f"resume with trainer.resume={self.run_id} once the store is back") from exc
 
 
 def _now_ms() -> int:
     import time
 
     return int(time.time() * 1000)
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kerascnn.app.tracking.store import ensure_experiment
+from kerascnn.app.tracking.store import ensure_experiment, quiet_store_errors, store_error
 
 if TYPE_CHECKING:
     import mlflow
@@ -170,22 +170,23 @@ def tracked_run(tracking_uri: str, experiment: str, run_name: str,
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):
             mlflow.flush_async_logging()
-        try:
-            mlflow.set_tags(_end_tags(exc))
-            if not isinstance(exc, (KeyboardInterrupt, StoreUnavailable)):
-                mlflow.log_text("".join(traceback.format_exception(exc)), "error.txt")
-        except Exception:  # the store is failing: the run's end below says so once
-            pass
-        try:
-            mlflow.end_run(status)
-        except Exception as end_exc:
-            import logging
+        with quiet_store_errors():
+            try:
+                mlflow.set_tags(_end_tags(exc))
+                if not isinstance(exc, (KeyboardInterrupt, StoreUnavailable)):
+                    mlflow.log_text("".join(traceback.format_exception(exc)), "error.txt")
+            except Exception:  # the store is failing: the run's end below says so once
+                pass
+            try:
+                mlflow.end_run(status)
+            except Exception as end_exc:
+                import logging
 
-            logging.getLogger(__name__).warning(
-                "could not end run %s as %s in %s (%s): the next start marks it KILLED",
-                run.info.run_id, status, tracking_uri, " ".join(str(end_exc).split())[:200])
-            with contextlib.suppress(Exception):
-                mlflow.tracking.fluent._active_run_stack.get().clear()
+                logging.getLogger(__name__).warning(
+                    "could not end run %s as %s in %s (%s): the next start marks it KILLED",
+                    run.info.run_id, status, tracking_uri, store_error(end_exc))
+                with contextlib.suppress(Exception):
+                    mlflow.tracking.fluent._active_run_stack.get().clear()
         raise
     else:
         mlflow.flush_async_logging()

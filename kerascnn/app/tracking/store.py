@@ -66,6 +66,37 @@ def store_lock(tracking_uri: str, timeout: float = 120) -> Iterator[None]:
         yield
 
 
+# MLflow's loggers that print a traceback for every write a failing store refuses.
+STORE_ERROR_LOGGERS = ("mlflow.store.db.utils", "mlflow.utils.rest_utils",
+                       "mlflow.tracking._tracking_service.client")
+
+
+@contextlib.contextmanager
+def quiet_store_errors() -> Iterator[None]:
+    """Silence MLflow's per-write error logs; the caller reports a failing store in one line."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in STORE_ERROR_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def store_error(exc: BaseException) -> str:
+    """The gist of a store's error (``database or disk is full``), not its SQL."""
+    import re
+
+    text = " ".join(str(exc).split())
+    found = re.search(r"\((?:[\w.]+\.)?\w*(?:Error|Exception)\) ([^\[(]+)", text)
+    gist = found.group(1).strip() if found else text or type(exc).__name__
+    return gist if len(gist) <= 160 else gist[:157] + "..."
+
+
 def ensure_experiment(tracking_uri: str, experiment: str) -> str:
     """Create the store (its schema) and the experiment if missing; return the experiment id.
 

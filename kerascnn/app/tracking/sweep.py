@@ -36,6 +36,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
+from mlflow.entities import Param
 from omegaconf import DictConfig
 
 from kerascnn.app.tracking.store import ensure_experiment, resolve_tracking_uri
@@ -158,11 +159,14 @@ class MlflowSweepCallback(Callback):
         else:
             run = client.create_run(experiment_id, run_name=name[:250], tags=tags)
             self._parent = run.info.run_id
-            for override in overrides:  # as typed: "downsample=max,pnorm,conv"
-                key, _, value = override.partition("=")
-                client.log_param(self._parent, key.lstrip("+~")[:250], value[:6000])
         self._uri = uri
         self._install_signal_handlers()
+        if earlier is None:
+            params = {}
+            for override in overrides:  # as typed: "downsample=max,pnorm,conv"; last one wins
+                key, _, value = override.partition("=")
+                params[key.lstrip("+~")[:250]] = value[:6000]
+            client.log_batch(self._parent, params=[Param(k, v) for k, v in params.items()])
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / SWEEP_FILE).write_text(json.dumps({
             "parent_run_id": self._parent, "tracking_uri": uri,
@@ -260,12 +264,14 @@ class MlflowSweepCallback(Callback):
         if reason:
             client.set_tag(parent, "kerascnn.end_reason", reason)
         client.set_terminated(parent, status)
-        from kerascnn.app.tracking.links import run_url
+        from kerascnn.app.tracking.links import run_url, serve_hint
 
         experiment_id = client.get_run(parent).info.experiment_id
+        hint = serve_hint(self._uri)
         print(f"Sweep {status}: {counts.get('FINISHED', 0)} of {len(children)} runs finished; "
-              f"parent run {parent}\nOpen it: {run_url(self._uri, experiment_id, parent)}\n"
-              f"Compare: python -m kerascnn.compare --parent {parent}", flush=True)
+              f"parent run {parent}\nOpen it: {run_url(self._uri, experiment_id, parent)}"
+              + (f"\n  ({hint})" if hint else "")
+              + f"\nCompare: python -m kerascnn.compare --parent {parent}", flush=True)
 
     # -- each job (in the launcher's process) -------------------------------------------
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
