@@ -280,11 +280,12 @@ def train(cfg: DictConfig) -> float:
 def _print_links(run: Any, tracking_uri: str) -> None:
     """The run's id and store, and the link that opens it in the MLflow UI."""
     from kerascnn.app.tracking.links import run_url, serve_hint
+    from kerascnn.app.tracking.sweep import parent_run_id
 
     print(f"MLflow run {run.info.run_id} in {tracking_uri}")
     print(f"Open it: {run_url(tracking_uri, run.info.experiment_id, run.info.run_id)}")
     hint = serve_hint(tracking_uri)
-    if hint:
+    if hint and parent_run_id() is None:  # a sweep's jobs: the sweep hints once, at its end
         print(f"  ({hint})")
 
 
