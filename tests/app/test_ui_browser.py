@@ -4,7 +4,9 @@ The sweep ``downsample=max,pnorm`` fills a private SQLite store; ``mlflow server
 on 127.0.0.1; Debian's Chromium (installed by the set-up when missing) opens the experiment
 page, expands the sweep's parent run, ticks both children and clicks Compare, the way a person
 would. Both pages must show the two runs, their ``downsample.name`` and their ``val_accuracy``
-next to each other; full-page screenshots are kept under ``tmp_path`` and ``runs/ui-screenshots``.
+next to each other. The link the sweep printed (its parent run) must open that run in MLflow's
+"Model training" workflow on a fresh browser profile, not the GenAI one MLflow 3 starts in.
+Full-page screenshots are kept under ``tmp_path`` and ``runs/ui-screenshots``.
 
 Deselect deliberately with ``-m "not browser"``; a Chromium that cannot be installed fails.
 """
@@ -20,6 +22,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from kerascnn.app.tracking.links import UI_ADDRESS, experiment_url
 from tests.app.browser import CHROMIUM, LAUNCH_ARGS, ensure_chromium, mlflow_server
 from tests.app.conftest import REPO, TINY, all_runs, run_cli
 
@@ -50,6 +53,7 @@ def sweep(tmp_path_factory) -> SimpleNamespace:
     runs_dir = tmp_path_factory.mktemp("ui_sweep")
     done = run_cli(["-m", "downsample=max,pnorm", *TINY], runs_dir, timeout=300)
     assert done.returncode == 0, f"the sweep failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    printed = re.findall(r"^Open it: (\S+)$", done.stdout, re.M)
     uri = f"sqlite:///{runs_dir / 'mlflow.db'}"
     runs = all_runs(uri)
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -61,8 +65,15 @@ def sweep(tmp_path_factory) -> SimpleNamespace:
     children.sort(key=lambda r: r.data.params["downsample.name"])
     assert [c.data.params["downsample.name"] for c in children] == ["max", "pnorm"]
     assert all("val_accuracy" in c.data.metrics for c in children)
+    # Each job prints its run's link, and the sweep ends with its parent's: the address
+    # `make ui` serves, the run, the model-training view.
+    assert printed == [f"{UI_ADDRESS}/#/experiments/{parent.info.experiment_id}/runs/"
+                       f"{run.info.run_id}?workflowType=machine_learning"
+                       for run in (*sorted(children, key=lambda r: r.info.start_time), parent)
+                       ], done.stdout
+    assert done.stdout.count("make ui") == 1, done.stdout  # the hint once, at the end
     return SimpleNamespace(runs_dir=runs_dir, uri=uri, parent=parent, children=children,
-                           experiment_id=parent.info.experiment_id)
+                           experiment_id=parent.info.experiment_id, link=printed[-1])
 
 
 @pytest.fixture
@@ -190,10 +201,10 @@ def open_experiment(page, url: str, sweep) -> None:
     """The experiment's runs table with the parent expanded and the param/metric columns on."""
     from playwright.sync_api import expect
 
-    page.goto(f"{url}/#/experiments/{sweep.experiment_id}")
-    # MLflow 3 may open an experiment on its GenAI overview: switch to the runs table.
-    page.get_by_text("Model training", exact=True).click()
-    expect(page).to_have_url(re.compile(rf"#/experiments/{sweep.experiment_id}/runs"))
+    # The runs table's link, as `make ui` prints it: the model-training view, no click needed.
+    page.goto(experiment_url(url, sweep.experiment_id))
+    expect(page).to_have_url(re.compile(rf"#/experiments/{sweep.experiment_id}/runs\?"))
+    expect_model_training(page)
     parent_name = sweep.parent.info.run_name
     parent_cell = page.get_by_role("gridcell").filter(
         has=page.get_by_text(parent_name, exact=True))
@@ -211,6 +222,45 @@ def open_experiment(page, url: str, sweep) -> None:
     # Widen columns by dragging their right edges, so that full names and numbers show.
     for column, extra in (("Run Name", 120), ("val_accuracy", 100), ("downsample.name", 50)):
         widen(page, page.get_by_role("columnheader", name=column).first, extra)
+
+
+def expect_model_training(page) -> None:
+    """The sidebar of MLflow's "Model training" workflow (Runs, Models, Model registry), not
+    the GenAI one (Overview, Training runs, Sessions, Judges)."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text("Model registry", exact=True).first).to_be_visible()
+    for genai in ("Training runs", "Sessions", "Judges"):
+        expect(page.get_by_text(genai, exact=True)).to_have_count(0)
+
+
+def test_printed_link_opens_the_run_on_a_fresh_profile(page, server, sweep, tmp_path):
+    """The link the sweep printed (its parent run), served by `mlflow server` on another port."""
+    from playwright.sync_api import expect
+
+    link = sweep.link.replace(UI_ADDRESS, server, 1)
+    assert link != sweep.link
+    page.goto(link)
+    expect(page.get_by_text(sweep.parent.info.run_name, exact=True).first).to_be_visible()
+    expect(page).to_have_url(re.compile(
+        rf"#/experiments/{sweep.experiment_id}/runs/{sweep.parent.info.run_id}"
+        r"(/\w+)?\?workflowType=machine_learning"))
+    expect_model_training(page)
+    # the parent's summary: its best child's val_accuracy, logged by the sweep callback
+    expect(page.get_by_text("best_val_accuracy", exact=True).first).to_be_visible()
+    page.wait_for_timeout(500)
+    shot = keep_screenshot(page, tmp_path / "printed_link.png")
+    print(f"screenshot: {shot}")
+
+    # Without the view in the link a fresh profile opens MLflow's GenAI workflow: the check
+    # above is what the link's parameter buys.
+    page.context.clear_cookies()
+    page.goto(f"{server}/#/experiments/{sweep.experiment_id}")
+    page.evaluate("() => window.localStorage.clear()")
+    page.reload()
+    genai = page.get_by_text("Training runs", exact=True).or_(
+        page.get_by_text("Detect Issues in Your Traces", exact=True))  # its first-visit tip
+    expect(genai.first).to_be_visible()
 
 
 def widen(page, header, extra: float) -> None:
