@@ -415,7 +415,7 @@ def format_table(table: pd.DataFrame, width: int = WIDTH) -> str:
             cells = [_cell(None if pd.isna(v) else v, digits) for v in table[name]]
         header = HEADERS.get(name, name)
         if name in (NUM_PARAMS, "epochs") and len(set(cells)) == 1 and len(cells) > 1:
-            common.append(f"{cells[0]} {header}")
+            common.append(f"{cells[0]} {header[:-1] if cells[0] == '1' else header}")
             continue
         shown[header] = cells
     text = _blocks(shown, lead, width)
