@@ -48,6 +48,8 @@ lint: $(TEST_STAMP)
 
 ## make ui: the MLflow UI over the default store (runs/, or $$KERASCNN_RUNS_DIR), on $(UI_HOST):$(UI_PORT).
 ui: $(RUN_STAMP)
+	@$(PY) -m kerascnn.app.tracking.links --tracking-uri sqlite:///$(RUNS_DIR)/mlflow.db \
+	    --ui http://$(UI_HOST):$(UI_PORT)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(RUNS_DIR)/mlflow.db \
 	    --default-artifact-root $(RUNS_DIR)/mlartifacts --host $(UI_HOST) --port $(UI_PORT)
 

@@ -1,14 +1,10 @@
 """``python -m kerascnn.train`` (also ``kerascnn-train``): the training app's entry point.
 
-The app lives in :mod:`kerascnn.app.train`; this module only keeps the documented command and
-quiets TensorFlow's start-up log before anything imports TensorFlow.
+The app lives in :mod:`kerascnn.app.train` (which quiets TensorFlow's start-up log before
+anything imports TensorFlow); this module only keeps the documented command.
 """
 
-from kerascnn.app.quiet import quiet_startup
-
-quiet_startup()
-
-from kerascnn.app.train import main  # noqa: E402  (after the log levels are set)
+from kerascnn.app.train import main
 
 if __name__ == "__main__":
     main()
