@@ -83,16 +83,7 @@ class DataConfig:
     flip: bool | None = None  # null: flips for natural images, none for digits and MNIST
     normalize: str = "unit"
     limit: int | None = None
-
-    def __post_init__(self) -> None:
-        _require(0.0 <= self.val_split < 1.0, "data.val_split", "must be in [0, 1)",
-                 self.val_split)
-        _require(self.image_size is None or self.image_size >= 1, "data.image_size",
-                 "must be >= 1", self.image_size)
-        _require(self.normalize in ("unit", "standardize"), "data.normalize",
-                 "must be one of unit, standardize", self.normalize)
-        _require(self.limit is None or self.limit >= 1, "data.limit", "must be >= 1",
-                 self.limit)
+    # The data library checks these values (kerascnn.data.check_pipeline_args), before loading.
 
 
 @dataclass
@@ -193,7 +184,6 @@ class TrainerConfig:
                                             and self.threads >= 1),
                  "trainer.threads", "must be auto or an integer >= 1", self.threads)
         _require(self.epochs >= 1, "trainer.epochs", "must be >= 1", self.epochs)
-        _require(self.batch_size >= 1, "trainer.batch_size", "must be >= 1", self.batch_size)
         _require(0 <= self.seed <= 2**32 - 1, "trainer.seed", "must be in [0, 2**32 - 1]",
                  self.seed)
         _require(self.early_stopping_monitor in MONITORS, "trainer.early_stopping_monitor",
@@ -223,10 +213,19 @@ class TrackingConfig:
     run_name: str | None = None
     log_model: bool = True
     plots: bool = True
+    system_metrics: bool = True   # MLflow's own system/* metrics (CPU, memory, GPU)
+    register_model: str | None = None  # a Model Registry name: each run adds a version
 
     def __post_init__(self) -> None:
         _require(bool(self.experiment), "tracking.experiment", "must not be empty",
                  self.experiment)
+        if self.register_model is not None:
+            _require(re.fullmatch(r"[A-Za-z0-9][\w.\- ]{0,254}", self.register_model) is not None,
+                     "tracking.register_model", "must be a model name of letters, digits, "
+                     "'_', '-', '.' and spaces", self.register_model)
+            _require(self.log_model, "tracking.register_model",
+                     "needs tracking.log_model=true (only a logged model can be registered)",
+                     self.register_model)
 
 
 @dataclass

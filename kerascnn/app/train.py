@@ -14,11 +14,15 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
+from kerascnn.app.quiet import quiet_startup
 
-from kerascnn.app.config import ConfigError, config_keys, register_configs, validate
-from kerascnn.app.tracking.store import runs_dir
+quiet_startup()  # here, not only in the entry module: a launcher's workers import this module
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from kerascnn.app.config import config_keys, register_configs, validate  # noqa: E402
+from kerascnn.app.tracking.store import runs_dir  # noqa: E402
 
 log = logging.getLogger("kerascnn.train")
 
@@ -43,6 +47,7 @@ class Job:
     schedule: Any
     runtime: Any
     downsample_name: str
+    arrays: Any = None     # the loaded arrays the pipelines were made from
 
     @property
     def downsample_label(self) -> str:
@@ -99,7 +104,7 @@ def prepare(cfg: DictConfig, plan: Any = None) -> Job:
 
     from kerascnn import models
     from kerascnn.app.runtime import choose_runtime, dtype_policy
-    from kerascnn.data import load_arrays, make_pipelines
+    from kerascnn.data import check_pipeline_args, load_arrays, make_pipelines
 
     model_cfg = cfg.model
     info = None
@@ -118,8 +123,13 @@ def prepare(cfg: DictConfig, plan: Any = None) -> Job:
             downsample_name = info.default_downsample or "none"
     downsample_name = downsample_name or "default"
 
+    data = conf.data
+    pipeline_args = dict(batch_size=conf.trainer.batch_size, val_split=data.val_split,
+                         augment=data.augment, flip=data.flip, seed=conf.trainer.seed,
+                         normalize=data.normalize, limit=data.limit)
     with config_keys(DATA_KEYS):
-        arrays = load_arrays(conf.data.name, conf.data.path)
+        check_pipeline_args(image_size=data.image_size, **pipeline_args)  # before loading
+        arrays = load_arrays(data.name, data.path)
     image_size = _image_size(cfg, info, arrays.x_train.shape[1])
     if info is not None:  # the builder's own check, before any data is resized
         with config_keys({"input_shape": "data.image_size"}, context="data.image_size"):
@@ -131,10 +141,7 @@ def prepare(cfg: DictConfig, plan: Any = None) -> Job:
                              conf.trainer.distribute, conf.trainer.threads)
     keras.utils.set_random_seed(conf.trainer.seed)
     with config_keys(DATA_KEYS):
-        pipelines = make_pipelines(
-            arrays, image_size=image_size, batch_size=conf.trainer.batch_size,
-            val_split=conf.data.val_split, augment=conf.data.augment, flip=conf.data.flip,
-            seed=conf.trainer.seed, normalize=conf.data.normalize, limit=conf.data.limit)
+        pipelines = make_pipelines(arrays, image_size=image_size, **pipeline_args)
     pipelines = runtime.with_data_options(pipelines)  # a parallel job's share of the threads
 
     with runtime.scope(), dtype_policy(runtime.precision):
@@ -149,7 +156,7 @@ def prepare(cfg: DictConfig, plan: Any = None) -> Job:
     schedule = hydra.utils.instantiate(
         cfg.schedule, base_learning_rate=conf.optimizer.learning_rate,
         epochs=conf.trainer.epochs)
-    return Job(conf, pipelines, model, optimizer, schedule, runtime, downsample_name)
+    return Job(conf, pipelines, model, optimizer, schedule, runtime, downsample_name, arrays)
 
 
 def _run_name(cfg: DictConfig, job: Job) -> str:
@@ -165,14 +172,13 @@ def _callbacks(job: Job) -> list:
 
     from kerascnn.app.tracking.callbacks import (
         LearnedPCallback,
-        RuntimeTagsCallback,
         ThroughputCallback,
         learned_p_layers,
     )
 
     trainer = job.config.trainer
     callbacks = [keras.callbacks.LearningRateScheduler(job.schedule),
-                 ThroughputCallback(job.pipelines.num_train), RuntimeTagsCallback(job.runtime)]
+                 ThroughputCallback(job.pipelines.num_train)]
     if learned_p_layers(job.model):
         callbacks.append(LearnedPCallback())
     if trainer.early_stopping_patience:
@@ -196,7 +202,7 @@ def _tags(cfg: DictConfig, job: Job) -> dict[str, str]:
         "device": job.runtime.device, "precision": job.runtime.precision,
         "jit_compile": str(job.runtime.jit_compile), "tensorflow.version": tf.__version__,
         "keras.version": keras.__version__, "keras.backend": keras.backend.backend(),
-        "kerascnn.version": __version__, **slurm_tags(),
+        "kerascnn.version": __version__, **job.runtime.tags(), **slurm_tags(),
     }
     commit = git_commit()
     if commit:
@@ -219,7 +225,8 @@ def _log_artifacts(cfg: DictConfig, job: Job, history: dict, run_name: str) -> N
     if cfg.tracking.log_model:
         from kerascnn.app.tracking.model import log_keras_model
 
-        log_keras_model(job.model, job.pipelines.x_test[:2])
+        log_keras_model(job.model, job.pipelines.x_test[:2],
+                        registered_model_name=cfg.tracking.get("register_model"))
 
 
 def _skip_finished(run: Any, tracking_uri: str) -> float:
@@ -296,6 +303,7 @@ def _fit(cfg: DictConfig, job: Job, plan: Any, stop: Any) -> tuple[dict, dict, A
     from kerascnn.app.checkpoints import EpochCheckpoint
     from kerascnn.app.faults import StoreUnavailable
     from kerascnn.app.preflight import HASH_TAG
+    from kerascnn.app.tracking.inputs import log_datasets
     from kerascnn.app.tracking.run import flatten, tracked_run
     from kerascnn.app.tracking.store import quiet_store_errors, store_error
     from kerascnn.app.tracking.sweep import parent_run_id, record_run_id
@@ -313,7 +321,7 @@ def _fit(cfg: DictConfig, job: Job, plan: Any, stop: Any) -> tuple[dict, dict, A
         tags["kerascnn.resumed_from_epoch"] = str(plan.checkpoint.epoch)
     with tracked_run(tracking_uri, cfg.tracking.experiment, _run_name(cfg, job),
                      tags=tags, parent_run_id=parent_run_id(),
-                     run_id=resumed) as run:
+                     system_metrics=cfg.tracking.system_metrics, run_id=resumed) as run:
         record_run_id(run.info.run_id)
         stop.run_id = run.info.run_id
         checkpoint = EpochCheckpoint(run.info.run_id, plan.config, tracking_uri,
@@ -325,6 +333,7 @@ def _fit(cfg: DictConfig, job: Job, plan: Any, stop: Any) -> tuple[dict, dict, A
                 mlflow.set_tag("kerascnn.epochs", str(trainer.epochs))
         else:
             mlflow.log_params(params)
+            log_datasets(job.arrays, job.pipelines, cfg.data.get("path"))
             _log_summary(job.model)
         initial_epoch = checkpoint.restore(job.model, job.pipelines.train)
         job.model.fit(job.pipelines.train, validation_data=job.pipelines.val,

@@ -75,9 +75,16 @@ def test_p_accepts_numbers_and_inf(value, expected):
     ("downsample.p=true", "Received: downsample.p=True"),
     ("downsample.name=median", "Unknown downsampling kind in downsample={'name': 'median'"),
     ("+downsample.depthwise=true", "`downsample.depthwise` is not an option of this kind"),
+    ("trainer.batch_size=0", "Invalid value for `trainer.batch_size`. Expected an integer >= 1. "
+                             "Received: trainer.batch_size=0"),
+    ("data.val_split=1.0", "Invalid value for `data.val_split`. Expected a fraction in [0, 1). "
+                           "Received: data.val_split=1.0"),
+    ("data.limit=0", "Received: data.limit=0"),
+    ("data.normalize=zscore", "Received: data.normalize='zscore'"),
 ])
-def test_the_layer_checks_downsample_and_the_app_names_the_key(override, message):
-    """The downsample node passes through to the models' factory, checked before any data."""
+def test_the_library_checks_and_the_app_names_the_key(override, message):
+    """Values the library checks (the downsampling layer, the data pipeline) fail before any
+    data is loaded, with the library's message naming the config key."""
     with pytest.raises(ConfigError) as info:
         prepare(compose_config("downsample=pnorm", override, "data=mnist",
                                "data.path=/no/such/dir"))
@@ -87,10 +94,9 @@ def test_the_layer_checks_downsample_and_the_app_names_the_key(override, message
 
 @pytest.mark.parametrize("override,message", [
     ("trainer.epochs=0", "trainer.epochs must be >= 1, got 0"),
-    ("trainer.batch_size=0", "trainer.batch_size must be >= 1, got 0"),
-    ("optimizer.learning_rate=0", "optimizer.learning_rate must be > 0, got 0.0"),
-    ("optimizer.learning_rate=-0.1", "optimizer.learning_rate must be > 0, got -0.1"),
-    ("data.val_split=1.0", "data.val_split must be in [0, 1), got 1.0"),
+    ("optimizer.learning_rate=0", "optimizer.learning_rate must be a finite number > 0, got 0.0"),
+    ("optimizer.learning_rate=-0.1",
+     "optimizer.learning_rate must be a finite number > 0, got -0.1"),
     ("trainer.precision=half", "trainer.precision must be one of"),
     ("trainer.jit_compile=maybe", "trainer.jit_compile must be one of auto, true, false"),
     ("optimizer.weight_decay=-1", "optimizer.weight_decay must be >= 0, got -1.0"),

@@ -119,7 +119,7 @@ def test_run_status_on_errors(store, monkeypatch, error, status):
 def test_model_rejects_a_spec_it_cannot_take(store):
     from kerascnn.app.config import ConfigError
 
-    with pytest.raises(ConfigError, match="downsample must be null for model strided_cnn_c"):
+    with pytest.raises(ConfigError, match="strided_cnn_c has no pooling stage; downsample must be None"):
         train(compose_config("model=strided_cnn_c", "downsample=pnorm", *TINY))
     assert all_runs(store) == []
 
@@ -135,7 +135,7 @@ def test_training_data_seen_once_per_epoch_at_the_requested_batch_size(store):
 def test_a_users_own_downsampling_layer_plugs_in_by_config(store):
     job = prepare(compose_config(
         *TINY, "downsample=max", "downsample.name=keras_average",
-        "downsample._target_=keras.layers.AveragePooling2D"))
+        "+downsample._target_=keras.layers.AveragePooling2D"))
     assert type(job.model.get_layer("down1")) is keras.layers.AveragePooling2D
     assert type(job.model.get_layer("down2")) is keras.layers.AveragePooling2D
     assert job.downsample_label == "keras_average"

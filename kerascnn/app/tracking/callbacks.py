@@ -1,13 +1,14 @@
-"""Keras callbacks that feed MLflow: throughput per epoch, learned p per epoch, the runtime's
-tags and MLflow's own Keras callback."""
+"""Keras callbacks that add to each epoch's logs: throughput and learned p.
+
+The checkpoint callback (:mod:`kerascnn.app.checkpoints`) logs every complete epoch's logs to
+MLflow once, after its checkpoint is written.
+"""
 
 from __future__ import annotations
 
 import time
 
 import keras
-import mlflow
-import mlflow.keras
 import numpy as np
 
 
@@ -37,24 +38,6 @@ class ThroughputCallback(keras.callbacks.Callback):
         self._start = None
 
 
-class EpochMetricsCallback(mlflow.keras.MlflowCallback):
-    """MLflow's Keras callback, logging once per epoch (step = epoch index from 0).
-
-    Two of the parent's habits are left out: validation results already arrive in the epoch
-    logs as ``val_*`` (the parent would log them again, without a step, as ``validation_*``),
-    and the optimizer's settings are already parameters (``optimizer.*``, from the config; the
-    parent would add ``optimizer_*`` copies). The model summary is logged as the parent does.
-    """
-
-    def on_train_begin(self, logs=None):
-        lines = []
-        self.model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
-        mlflow.log_text("\n".join(lines), artifact_file="model_summary.txt")
-
-    def on_test_end(self, logs=None):
-        return None
-
-
 def learned_p_layers(model) -> list:
     """The layers of `model` (nested models included) whose exponent p is learned."""
     found, stack, seen = [], list(reversed(model.layers)), set()
@@ -81,24 +64,12 @@ def learned_p_metrics(model) -> dict[str, float]:
 
 
 class LearnedPCallback(keras.callbacks.Callback):
-    """Logs the learned p of every layer that learns one, once per epoch (step = epoch index).
+    """Adds the learned p of every layer that learns one to each epoch's logs.
 
-    The figures go straight to MLflow, not into the epoch logs, so that the history (and the
-    learning-curve picture drawn from it) keeps only the training metrics.
+    Place it before the checkpoint callback, which logs each complete epoch's logs once (step =
+    epoch index): so p is logged exactly once per epoch, also across a resume.
     """
 
     def on_epoch_end(self, epoch, logs=None):
-        metrics = learned_p_metrics(self.model)
-        if metrics:
-            mlflow.log_metrics(metrics, step=epoch)
-
-
-class RuntimeTagsCallback(keras.callbacks.Callback):
-    """Tags the run with how it trains: ``replicas``, ``distribute`` and the thread counts."""
-
-    def __init__(self, runtime):
-        super().__init__()
-        self.runtime = runtime
-
-    def on_train_begin(self, logs=None):
-        mlflow.set_tags({key: str(value) for key, value in self.runtime.tags().items()})
+        if logs is not None:
+            logs.update(learned_p_metrics(self.model))
