@@ -6,6 +6,7 @@ and uses ``keras.ops`` only, so it runs on the TensorFlow, JAX and PyTorch backe
 
 from kerascnn.layers.global_pnorm_pooling2d import GlobalPNormPooling2D
 from kerascnn.layers.mlp_conv2d import MLPConv2D
+from kerascnn.layers.mlp_pooling2d import MLPPooling2D
 from kerascnn.layers.partial_conv2d import PartialConv2D
 from kerascnn.layers.pnorm_pooling2d import PNormPooling2D
 from kerascnn.layers.strided_conv_downsampling2d import StridedConvDownsampling2D
@@ -14,6 +15,7 @@ from kerascnn.layers.trainable_subsampling2d import TrainableSubsampling2D
 __all__ = [
     "GlobalPNormPooling2D",
     "MLPConv2D",
+    "MLPPooling2D",
     "PNormPooling2D",
     "PartialConv2D",
     "StridedConvDownsampling2D",

@@ -10,6 +10,7 @@ config group:
 | `mean`          | `keras.layers.AveragePooling2D`                        |
 | `pnorm`         | `PNormPooling2D` with a fixed `p` (default 2)          |
 | `pnorm_learned` | `PNormPooling2D(trainable_p=True)`, `p` the initial p  |
+| `mlp`           | `MLPPooling2D`: a small network on every window        |
 | `conv`          | `StridedConvDownsampling2D` (a learned strided conv)   |
 | `subsample`     | `TrainableSubsampling2D` (LeNet-5's S-layers)          |
 """
@@ -23,7 +24,7 @@ from kerascnn import layers
 
 __all__ = ["KINDS", "make_downsampling"]
 
-KINDS = ("conv", "max", "mean", "pnorm", "pnorm_learned", "subsample")
+KINDS = ("conv", "max", "mean", "mlp", "pnorm", "pnorm_learned", "subsample")
 
 # Arguments the architecture decides; a spec may not set them.
 _FIXED_BY_ARCHITECTURE = ("pool_size", "strides", "padding", "name", "data_format")
@@ -36,6 +37,7 @@ def _kind_table():
         "mean": (keras.layers.AveragePooling2D, {}),
         "pnorm": (layers.PNormPooling2D, {"trainable_p": False}),
         "pnorm_learned": (layers.PNormPooling2D, {"trainable_p": True}),
+        "mlp": (layers.MLPPooling2D, {}),
         "conv": (layers.StridedConvDownsampling2D, {}),
         "subsample": (layers.TrainableSubsampling2D, {}),
     }
@@ -103,9 +105,10 @@ def make_downsampling(
     The spec picks the kind of downsampling; `pool_size`, `strides` and `padding` come from
     the architecture. Kinds: `max` (`MaxPooling2D`), `mean` (`AveragePooling2D`), `pnorm`
     (`PNormPooling2D`, fixed `p`, default 2), `pnorm_learned` (`PNormPooling2D` with
-    `trainable_p=True`; `p` is the initial value, default 2), `conv`
-    (`StridedConvDownsampling2D`; `filters` output channels, `None` keeps the input's) and
-    `subsample` (`TrainableSubsampling2D`).
+    `trainable_p=True`; `p` is the initial value, default 2), `mlp` (`MLPPooling2D`, a small
+    network applied to every window, starting as the mean; options such as `hidden_units` and
+    `shared`), `conv` (`StridedConvDownsampling2D`; `filters` output channels, `None` keeps the
+    input's) and `subsample` (`TrainableSubsampling2D`).
 
     Args:
         spec: one of

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerascnn import layers
+from kerascnn import layers, models
 from kerascnn.models import KINDS, make_downsampling
 
 EXPECTED_CLASSES = {
@@ -14,9 +14,14 @@ EXPECTED_CLASSES = {
     "mean": keras.layers.AveragePooling2D,
     "pnorm": layers.PNormPooling2D,
     "pnorm_learned": layers.PNormPooling2D,
+    "mlp": layers.MLPPooling2D,
     "conv": layers.StridedConvDownsampling2D,
     "subsample": layers.TrainableSubsampling2D,
 }
+
+
+def _np(tensor):
+    return keras.ops.convert_to_numpy(tensor)
 
 
 def _out_size(n, window, stride, padding):
@@ -36,7 +41,9 @@ def _windows(x, window, stride):
 
 
 def test_kinds_are_the_design_vocabulary():
-    assert sorted(KINDS) == sorted(["max", "mean", "pnorm", "pnorm_learned", "conv", "subsample"])
+    assert sorted(KINDS) == sorted(
+        ["max", "mean", "pnorm", "pnorm_learned", "mlp", "conv", "subsample"]
+    )
 
 
 def test_every_kind_makes_its_layer_with_the_architecture_window():
@@ -69,8 +76,8 @@ def test_strides_default_to_the_pool_size():
 def test_max_and_mean_compute_max_and_mean():
     x = np.random.default_rng(1).normal(size=(2, 6, 6, 3)).astype("float32")
     windows = _windows(x, 3, 3)
-    y_max = make_downsampling("max", 3)(x)
-    y_mean = make_downsampling({"name": "mean"}, 3)(x)
+    y_max = _np(make_downsampling("max", 3)(x))
+    y_mean = _np(make_downsampling({"name": "mean"}, 3)(x))
     np.testing.assert_allclose(y_max, windows.max(axis=3), rtol=1e-6)
     np.testing.assert_allclose(y_mean, windows.mean(axis=3), rtol=1e-5, atol=1e-6)
 
@@ -83,7 +90,7 @@ def test_pnorm_p_reaches_the_layer():
     assert layer.get_config()["p"] == 3
     assert not layer.trainable_p
     expected = np.mean(np.abs(_windows(x, 2, 2)) ** 3, axis=3) ** (1 / 3)
-    np.testing.assert_allclose(layer(x), expected, rtol=1e-5)
+    np.testing.assert_allclose(_np(layer(x)), expected, rtol=1e-5)
     assert make_downsampling({"name": "pnorm", "p": "inf"}, 2).p == math.inf
 
 
@@ -104,7 +111,7 @@ def test_conv_filters_keep_channels_by_default_and_the_spec_overrides():
     assert make_downsampling("conv", 2, filters=10)(x).shape[-1] == 10
     assert make_downsampling({"name": "conv", "filters": 4}, 2, filters=10)(x).shape[-1] == 4
     # filters only concerns the conv kind: the pooling kinds keep the channels
-    for kind in ("max", "mean", "pnorm", "pnorm_learned", "subsample"):
+    for kind in ("max", "mean", "pnorm", "pnorm_learned", "mlp", "subsample"):
         assert make_downsampling(kind, 2, filters=10)(x).shape[-1] == 6, kind
 
 
@@ -112,8 +119,8 @@ def test_conv_options_are_forwarded():
     x = np.random.default_rng(3).normal(size=(2, 6, 6, 3)).astype("float32")
     relu = make_downsampling("conv", 2)
     linear = make_downsampling({"name": "conv", "activation": None}, 2)
-    assert np.min(relu(x)) >= 0
-    assert np.min(linear(x)) < 0
+    assert np.min(_np(relu(x))) >= 0
+    assert np.min(_np(linear(x))) < 0
     depthwise = make_downsampling({"name": "conv", "depthwise": True, "use_bias": False}, 2)
     depthwise.build((None, 6, 6, 3))
     assert depthwise.count_params() == 2 * 2 * 3
@@ -123,7 +130,52 @@ def test_subsample_options_are_forwarded():
     x = np.random.default_rng(4).normal(size=(2, 4, 4, 2)).astype("float32")
     layer = make_downsampling({"name": "subsample", "activation": "tanh"}, 2)
     expected = np.tanh(_windows(x, 2, 2).sum(axis=3))  # coefficient 1, bias 0 at start
-    np.testing.assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_np(layer(x)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_mlp_options_are_forwarded_and_it_starts_as_the_mean():
+    x = np.random.default_rng(5).normal(size=(2, 7, 9, 4)).astype("float32")
+    default = make_downsampling("mlp", 2)
+    assert default.shared and default.hidden_units == layers.MLPPooling2D().hidden_units
+    spec = {"name": "mlp", "hidden_units": [8], "shared": False, "activation": "tanh"}
+    layer = make_downsampling(spec, 3, 2, "same", name="down1")
+    assert (layer.hidden_units, layer.shared, layer.name) == ((8,), False, "down1")
+    assert layer.get_config()["activation"] == "tanh"
+    # Every channel its own 9 -> 8 -> 1 network; the output layer starts at zero.
+    layer.build(x.shape)
+    assert layer.count_params() == 4 * (9 * 8 + 8 + 8 + 1)
+    pad = ((0, 0), (1, 1), (1, 1), (0, 0))  # "same" for 3x3 windows, stride 2, on 7 x 9
+    sums = _windows(np.pad(x, pad), 3, 2).sum(axis=3)
+    expected = sums / _windows(np.pad(np.ones((1, 7, 9, 1)), pad), 3, 2).sum(axis=3)
+    np.testing.assert_allclose(_np(layer(x)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_mlp_omegaconf_spec_and_bad_values():
+    omegaconf = pytest.importorskip("omegaconf")
+    spec = omegaconf.OmegaConf.create({"name": "mlp", "hidden_units": [16, 8], "shared": True})
+    layer = make_downsampling(spec, 2)
+    assert isinstance(layer, layers.MLPPooling2D) and layer.hidden_units == (16, 8)
+    with pytest.raises(ValueError, match="Received: hidden_units=8"):
+        make_downsampling({"name": "mlp", "hidden_units": 8}, 2)
+    with pytest.raises(ValueError, match="`p` is not an option of this kind") as error:
+        make_downsampling({"name": "mlp", "p": 3}, 2)
+    assert "hidden_units" in str(error.value) and "shared" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "name", [name for name in models.names() if models.info(name).pluggable_downsample]
+)
+def test_mlp_downsampling_builds_every_pluggable_architecture(name):
+    model_info = models.info(name)
+    size = max(model_info.min_size, 4)
+    spec = {"name": "mlp", "hidden_units": [8], "shared": False}
+    model = models.build(name, (size, size, model_info.input_shape[-1]), 3, downsample=spec)
+    downs = [layer for layer in model.layers if layer.name.startswith("down")]
+    assert [layer.name for layer in downs] == ["down1", "down2"]
+    for layer in downs:
+        assert type(layer) is layers.MLPPooling2D
+        assert (layer.hidden_units, layer.shared) == ((8,), False)
+    assert model.output_shape == (None, 3)
 
 
 def test_config_keys_name_and_underscores_are_ignored():
