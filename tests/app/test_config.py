@@ -41,7 +41,8 @@ def test_one_model_file_per_registered_model():
 
 
 def test_downsample_group_is_the_design_vocabulary():
-    vocabulary = {"max", "mean", "pnorm", "pnorm_learned", "conv", "subsample"}
+    vocabulary = {"max", "mean", "pnorm", "pnorm_learned", "conv", "subsample", "mlp"}
+    assert vocabulary == set(models.KINDS)  # DESIGN.md's vocabulary is the factory's
     assert vocabulary <= set(_options("downsample"))
     for option in _options("downsample"):  # presets (pnorm3, pnorm5) name a kind of it
         assert compose_config(f"downsample={option}").downsample.name in vocabulary

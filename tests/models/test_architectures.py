@@ -239,7 +239,9 @@ def test_every_downsample_spec_replaces_every_pooling_stage(name):
         "pnorm_learned": layers.PNormPooling2D,
         "conv": layers.StridedConvDownsampling2D,
         "subsample": layers.TrainableSubsampling2D,
+        "mlp": layers.MLPPooling2D,
     }
+    assert set(expected) == set(KINDS)  # a new kind gets its row here
     for kind in KINDS:
         model = models.build(name, (size, size, channels), 3, downsample=kind)
         downs = [layer for layer in model.layers if layer.name.startswith("down")]
