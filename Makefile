@@ -35,10 +35,13 @@ run: $(RUN_STAMP)
 	$(PY) -m kerascnn.train $(ARGS)
 
 ## make test: the whole suite (TensorFlow backend), then the layer tests under JAX and PyTorch.
+## Two pytest workers (PYTEST_WORKERS=0: one process); a file's tests stay on one worker.
+PYTEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 test: $(TEST_STAMP)
-	$(PY) -m pytest -q
-	KERAS_BACKEND=jax $(PY) -m pytest -q tests/layers
-	KERAS_BACKEND=torch $(PY) -m pytest -q tests/layers
+	$(PYTEST)
+	KERAS_BACKEND=jax $(PYTEST) tests/layers
+	KERAS_BACKEND=torch $(PYTEST) tests/layers
 
 test-fast: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"

@@ -7,7 +7,6 @@ download; the server listens on 127.0.0.1 only and is always stopped with its pr
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +17,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.helpers.system import apt_install
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless Chromium as root in a container: no sandbox, no GPU, no calls home.
@@ -38,27 +39,10 @@ def ensure_chromium(timeout: float = 600) -> float:
     """
     if CHROMIUM.exists():
         return 0.0
-    if shutil.which("apt-get") is None:
-        raise RuntimeError(f"{CHROMIUM} is missing and there is no apt-get to install it")
-    if os.geteuid() != 0:
-        raise RuntimeError(f"{CHROMIUM} is missing and installing it needs root "
-                           "(run `apt-get install chromium` as root)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    start = time.monotonic()
-    for cmd in (["apt-get", "update"],
-                ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
-        left = timeout - (time.monotonic() - start)
-        try:
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                                  timeout=max(left, 1), stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as err:
-            raise RuntimeError(f"`{' '.join(cmd)}` took more than {timeout:.0f} s") from err
-        if done.returncode != 0:
-            raise RuntimeError(f"`{' '.join(cmd)}` exited with {done.returncode}:\n"
-                               f"{_tail(done.stdout)}\n{_tail(done.stderr)}")
+    seconds = apt_install(["chromium"], timeout=timeout)
     if not CHROMIUM.exists():
         raise RuntimeError(f"`apt-get install chromium` succeeded but {CHROMIUM} is missing")
-    return time.monotonic() - start
+    return seconds
 
 
 def free_port() -> int:

@@ -119,7 +119,8 @@ def test_run_status_on_errors(store, monkeypatch, error, status):
 def test_model_rejects_a_spec_it_cannot_take(store):
     from kerascnn.app.config import ConfigError
 
-    with pytest.raises(ConfigError, match="strided_cnn_c has no pooling stage; downsample must be None"):
+    with pytest.raises(ConfigError,
+                       match="strided_cnn_c has no pooling stage; downsample must be None"):
         train(compose_config("model=strided_cnn_c", "downsample=pnorm", *TINY))
     assert all_runs(store) == []
 
