@@ -54,3 +54,20 @@ def run_cli(args: list[str], runs_dir: Path, module: str = "kerascnn.train",
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def main_in_process(args: list[str], monkeypatch, capsys) -> tuple[object, str]:
+    """``kerascnn.train`` (the documented entry point) with ``args`` in this process.
+
+    Returns the exit code and what went to stderr. Hydra's logging set-up is turned off, so
+    it does not point the logging module at pytest's captured streams.
+    """
+    import pytest
+
+    from kerascnn import train as train_module
+
+    quiet = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
+    monkeypatch.setattr(sys, "argv", ["kerascnn.train", *quiet, *args])
+    with pytest.raises(SystemExit) as info:
+        train_module.main()
+    return info.value.code, capsys.readouterr().err

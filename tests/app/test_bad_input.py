@@ -3,12 +3,9 @@ the setting and the value, no traceback, and no MLflow run left behind."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
-from kerascnn import train as train_module  # the documented entry point
-from tests.app.conftest import TINY, all_runs, run_cli
+from tests.app.conftest import TINY, all_runs, main_in_process, run_cli
 
 
 def _write_bad_idx(directory):
@@ -38,13 +35,8 @@ def test_bad_setting_is_one_readable_line(case, store, tmp_path, monkeypatch, ca
     args, expected = CASES[case]
     bad = _write_bad_idx(tmp_path / "bad")
     args = [a.format(bad=bad) for a in args]
-    # In-process, Hydra must not point the logging module at pytest's captured streams.
-    quiet = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
-    monkeypatch.setattr(sys, "argv", ["kerascnn.train", *TINY, *quiet, *args])
-    with pytest.raises(SystemExit) as info:
-        train_module.main()
-    err = capsys.readouterr().err
-    assert info.value.code not in (0, None)
+    code, err = main_in_process([*TINY, *args], monkeypatch, capsys)
+    assert code not in (0, None)
     assert expected in err, err
     assert "Traceback" not in err, err
     message_lines = [line for line in err.splitlines()

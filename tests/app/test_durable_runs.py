@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 
 import keras
 import mlflow
 import pytest
 
-from kerascnn import train as train_module
 from kerascnn.app.checkpoints import checkpoint_dir, read_checkpoint
 from kerascnn.app.config import ConfigError
 from kerascnn.app.faults import Diverged, Interrupted
 from kerascnn.app.train import train
-from tests.app.conftest import TINY, all_runs, compose_config
+from tests.app.conftest import TINY, all_runs, compose_config, main_in_process
 
 QUIET = [*TINY, "tracking.system_metrics=false"]
 EPOCH_METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
@@ -150,23 +148,16 @@ UPFRONT = {
 
 @pytest.mark.parametrize("case", UPFRONT)
 def test_checked_before_data_is_loaded(case, store, monkeypatch, capsys):
-    import kerascnn.app.train as app_train
-
     def no_data(*args, **kwargs):
         raise AssertionError("data loaded before the check")
 
     monkeypatch.setattr("kerascnn.data.load_arrays", no_data)
     args, expected = UPFRONT[case]
-    quiet = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
-    monkeypatch.setattr(sys, "argv", ["kerascnn.train", *QUIET, *quiet, *args])
-    with pytest.raises(SystemExit) as info:
-        train_module.main()
-    err = capsys.readouterr().err
-    assert info.value.code not in (0, None)
+    code, err = main_in_process([*QUIET, *args], monkeypatch, capsys)
+    assert code not in (0, None)
     assert expected in err, err
     assert "Traceback" not in err, err
     assert all_runs(store) == []
-    del app_train
 
 
 def test_a_deleted_experiment_says_how_to_restore_it(store):
