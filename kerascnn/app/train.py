@@ -210,7 +210,23 @@ def _tags(cfg: DictConfig, job: Job) -> dict[str, str]:
     return tags
 
 
-def _log_artifacts(cfg: DictConfig, job: Job, history: dict, run_name: str) -> None:
+def evaluate(model: Any, pipelines: Any) -> tuple[dict[str, float], Any]:
+    """One pass over the test set: ``test_loss``, ``test_accuracy``, ``test_error`` (the
+    compiled loss and accuracy, as ``model.evaluate`` gives them) and the class probabilities,
+    which the confusion matrix reuses."""
+    import keras
+    import numpy as np
+
+    probabilities = np.asarray(model.predict(pipelines.test, verbose=0), dtype="float32")
+    labels = pipelines.y_test
+    loss = keras.losses.SparseCategoricalCrossentropy()(labels, probabilities)
+    accuracy = float(np.mean(np.argmax(probabilities, axis=-1) == labels))
+    return ({"test_loss": float(keras.ops.convert_to_numpy(loss)), "test_accuracy": accuracy,
+             "test_error": 1.0 - accuracy}, probabilities)
+
+
+def _log_artifacts(cfg: DictConfig, job: Job, history: dict, run_name: str,
+                   probabilities: Any = None) -> None:
     import mlflow
 
     from kerascnn.app.tracking.sweep import job_overrides
@@ -221,7 +237,8 @@ def _log_artifacts(cfg: DictConfig, job: Job, history: dict, run_name: str) -> N
     if cfg.tracking.plots:
         from kerascnn.app.tracking import pictures
 
-        pictures.log_pictures(job.model, history, job.pipelines, run_name=run_name)
+        pictures.log_pictures(job.model, history, job.pipelines, run_name=run_name,
+                              probabilities=probabilities)
     if cfg.tracking.log_model:
         from kerascnn.app.tracking.model import log_keras_model
 
@@ -343,9 +360,7 @@ def _fit(cfg: DictConfig, job: Job, plan: Any, stop: Any) -> tuple[dict, dict, A
         if checkpoint.diverged is not None:
             raise checkpoint.diverged
         stop.raise_if_stopped()
-        test = job.model.evaluate(job.pipelines.test, return_dict=True, verbose=0)
-        results = {"test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
-                   "test_error": 1.0 - float(test["accuracy"])}
+        results, probabilities = evaluate(job.model, job.pipelines)
         try:
             with quiet_store_errors():
                 mlflow.log_metrics(results, synchronous=True)
@@ -355,7 +370,7 @@ def _fit(cfg: DictConfig, job: Job, plan: Any, stop: Any) -> tuple[dict, dict, A
                 f"({store_error(exc)}); the checkpoint is kept in "
                 f"{checkpoint.directory}: resume with trainer.resume={run.info.run_id} once "
                 "the store is back") from exc
-        _log_artifacts(cfg, job, checkpoint.history, run.info.run_name)
+        _log_artifacts(cfg, job, checkpoint.history, run.info.run_name, probabilities)
     job.checkpoint_seconds = checkpoint.save_seconds  # per epoch, for the overhead figure
     return results, checkpoint.history, run
 

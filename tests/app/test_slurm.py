@@ -47,9 +47,9 @@ def slurm_sweep(tmp_path_factory) -> SimpleNamespace:
         assert done.returncode == 0, (failure(done) + "\n--- slurmctld\n" +
                                       cluster.log("slurmctld"))
         parent, children = sweep_family(sqlite_uri(runs_dir))
+        queue_after = cluster.settled_queue()  # the jobs' COMPLETING phase is over
         jobs = {job_id: cluster.job(job_id) for job_id in
                 {c.data.tags.get("slurm.job_id") for c in children} - {None}}
-        queue_after = cluster.queue()
         yield SimpleNamespace(cluster=cluster, runs_dir=runs_dir, parent=parent,
                               children=children, jobs=jobs, queue_after=queue_after,
                               output=done.stdout + done.stderr)

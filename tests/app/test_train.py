@@ -10,7 +10,7 @@ import pytest
 
 from kerascnn import models
 from kerascnn.app.schedules import CosineSchedule
-from kerascnn.app.train import prepare, train
+from kerascnn.app.train import evaluate, prepare, train
 from tests.app.conftest import TINY, all_runs, compose_config
 
 EPOCH_METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
@@ -131,6 +131,21 @@ def test_training_data_seen_once_per_epoch_at_the_requested_batch_size(store):
     assert sum(int(b[0].shape[0]) for b in batches) == job.pipelines.num_train
     assert int(batches[0][0].shape[0]) == 16
     assert np.isfinite(job.model.count_params())
+
+
+def test_one_test_pass_gives_what_evaluate_gives(store):
+    # 60 test images in batches of 16: the last batch is partial
+    job = prepare(compose_config(*TINY, "data.limit=60"))
+    job.model.fit(job.pipelines.train, epochs=1, verbose=0)
+    results, probabilities = evaluate(job.model, job.pipelines)
+    reference = job.model.evaluate(job.pipelines.test, return_dict=True, verbose=0)
+    assert probabilities.shape == (60, job.pipelines.num_classes)
+    np.testing.assert_allclose(results["test_loss"], reference["loss"], rtol=1e-5)
+    np.testing.assert_allclose(results["test_accuracy"], reference["accuracy"], rtol=1e-6)
+    # by hand: the mean negative log-probability of the true class
+    by_hand = -np.mean(np.log(probabilities[np.arange(60), job.pipelines.y_test]))
+    np.testing.assert_allclose(results["test_loss"], by_hand, rtol=1e-5)
+    assert results["test_error"] == pytest.approx(1 - results["test_accuracy"])
 
 
 def test_a_users_own_downsampling_layer_plugs_in_by_config(store):

@@ -108,6 +108,18 @@ class SlurmCluster:
         return [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines()
                 if line.strip()]
 
+    def settled_queue(self, timeout: float = 120) -> list[dict[str, str]]:
+        """The queue once no job is left in it, or as it stands after ``timeout`` seconds.
+
+        A job whose program has ended stays COMPLETING until slurmd has cleaned up after it
+        (epilog, cgroups), which on a loaded machine takes a few seconds."""
+        deadline = time.monotonic() + timeout
+        queue = self.queue()
+        while queue and time.monotonic() < deadline:
+            time.sleep(1)
+            queue = self.queue()
+        return queue
+
     def job(self, job_id: str) -> dict[str, str]:
         """``scontrol show job -o JOB`` as a mapping (``JobState``, ``Restarts``, ...)."""
         out = self.run("scontrol", "show", "job", "-o", str(job_id)).stdout

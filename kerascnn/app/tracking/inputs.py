@@ -6,6 +6,8 @@ same digest; the source says where the arrays came from (``data.path``, or the b
 
 from __future__ import annotations
 
+import re
+import time
 import warnings
 
 # Where each dataset comes from when no data.path is given.
@@ -16,6 +18,13 @@ BUILT_IN_SOURCES = {
     "cifar10": "keras.datasets.cifar10",
     "cifar100": "keras.datasets.cifar100",
 }
+
+
+# What a tracking database says when two runs insert the same dataset at once: MLflow looks the
+# dataset up, then inserts it, so concurrent jobs of a sweep can both miss it (SQLite,
+# PostgreSQL, MySQL wording).
+_DUPLICATE = re.compile(r"UNIQUE constraint failed|duplicate key value violates unique "
+                        r"constraint|Duplicate entry")
 
 
 def dataset_source(name: str, path: str | None) -> str:
@@ -46,4 +55,20 @@ def log_datasets(arrays, pipelines, path: str | None = None) -> None:
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_numpy(x, targets=y, source=source,
                                              name=f"{arrays.name}-{context}")
-        mlflow.log_input(dataset, context=context)
+        _log_input(dataset, context)
+
+
+def _log_input(dataset, context: str, attempts: int = 4) -> None:
+    """``mlflow.log_input``, again when another run stored the same dataset at the same time:
+    the failed insert is rolled back whole, and the next try finds that run's row."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except MlflowException as err:
+            if attempt == attempts - 1 or not _DUPLICATE.search(str(err)):
+                raise
+            time.sleep(0.1 * (attempt + 1))
