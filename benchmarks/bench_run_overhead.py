@@ -11,9 +11,9 @@ for training, 2,000 for test), 10 epochs, batch 128, Adam 1e-3, float32, no XLA,
 
 Both clock the training phase of each epoch with the same callback. Rounds alternate the two
 (the order flips every round) so that drift in the machine's load hits both; each round gives
-a paired ratio. Printed: whole-process wall time, steady-state throughput (median over epochs
-after the first) and the epoch-to-epoch spread ((max - min) / median over epochs after the
-first), and the medians of the per-round ratios.
+a paired ratio. Printed: whole-process wall time, steady-state throughput (images over time
+for the epochs after the first) and the epoch-to-epoch spread ((max - min) / median over the
+epochs after the first), and the medians of the per-round ratios.
 
     .venv/bin/python benchmarks/bench_run_overhead.py [--rounds 4] [--epochs 10]
 """
@@ -86,9 +86,12 @@ def app(data: Path, runs: Path, epochs: int, seed: int) -> tuple[float, list[flo
 
 
 def steady(per_epoch: list[float]) -> tuple[float, float]:
+    """Images per second over the epochs after the first (total images / total time: on a
+    machine where epochs alternate between two speeds a median picks one of them), and the
+    spread (max - min) / median of those epochs."""
     after_first = per_epoch[1:]
-    median = statistics.median(after_first)
-    return median, (max(after_first) - min(after_first)) / median
+    rate = statistics.harmonic_mean(after_first)
+    return rate, (max(after_first) - min(after_first)) / statistics.median(after_first)
 
 
 def main() -> None:
@@ -118,7 +121,8 @@ def main() -> None:
                          p_spread, a_spread))
             print(f"round {round_ + 1} ({' then '.join(order)}): wall plain {p_wall:.1f} s, "
                   f"app {a_wall:.1f} s; steady plain {p_rate:,.0f} img/s, app {a_rate:,.0f} "
-                  f"img/s; app epochs: {', '.join(f'{v:,.0f}' for v in a_epochs)}", flush=True)
+                  f"img/s\n  plain epochs: {', '.join(f'{v:,.0f}' for v in p_epochs)}\n"
+                  f"  app epochs:   {', '.join(f'{v:,.0f}' for v in a_epochs)}", flush=True)
 
     print(f"\nLeNet-5, {args.train_images:,} + {args.test_images:,} 28x28 images, "
           f"{args.epochs} epochs, batch 128, Adam, float32, no XLA, {args.rounds} rounds")
