@@ -7,7 +7,6 @@ same IDX files as the app, with the same settings, and prints its per-epoch thro
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 from pathlib import Path
@@ -15,17 +14,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from kerascnn import models  # noqa: E402
 from kerascnn.app.tracking.callbacks import ThroughputCallback  # noqa: E402  (the app's clock)
-
-
-def read_idx(path: Path) -> np.ndarray:
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    dims = raw[3]
-    shape = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+from kerascnn.data import load_arrays  # noqa: E402  (the IDX files as uint8 arrays)
 
 
 def main() -> None:
@@ -36,10 +28,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    x = read_idx(args.data / "train-images-idx3-ubyte")[..., None].astype("float32") / 255.0
-    y = read_idx(args.data / "train-labels-idx1-ubyte").astype("int64")
-    x_test = read_idx(args.data / "t10k-images-idx3-ubyte")[..., None].astype("float32") / 255.0
-    y_test = read_idx(args.data / "t10k-labels-idx1-ubyte").astype("int64")
+    data = load_arrays("mnist", args.data)
+    x, y = data.x_train.astype("float32") / 255.0, data.y_train
+    x_test, y_test = data.x_test.astype("float32") / 255.0, data.y_test
     keras.utils.set_random_seed(args.seed)
     model = models.build("lenet5", x.shape[1:], 10)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",

@@ -219,14 +219,14 @@ def evaluate(model: Any, pipelines: Any) -> tuple[dict[str, float], Any]:
 
     probabilities = np.asarray(model.predict(pipelines.test, verbose=0), dtype="float32")
     labels = pipelines.y_test
-    loss = keras.losses.SparseCategoricalCrossentropy()(labels, probabilities)
+    loss = keras.ops.mean(keras.losses.get(model.loss)(labels, probabilities))
     accuracy = float(np.mean(np.argmax(probabilities, axis=-1) == labels))
     return ({"test_loss": float(keras.ops.convert_to_numpy(loss)), "test_accuracy": accuracy,
              "test_error": 1.0 - accuracy}, probabilities)
 
 
 def _log_artifacts(cfg: DictConfig, job: Job, history: dict, run_name: str,
-                   probabilities: Any = None) -> None:
+                   probabilities: Any) -> None:
     import mlflow
 
     from kerascnn.app.tracking.sweep import job_overrides
@@ -237,8 +237,8 @@ def _log_artifacts(cfg: DictConfig, job: Job, history: dict, run_name: str,
     if cfg.tracking.plots:
         from kerascnn.app.tracking import pictures
 
-        pictures.log_pictures(job.model, history, job.pipelines, run_name=run_name,
-                              probabilities=probabilities)
+        pictures.log_pictures(job.model, history, job.pipelines, probabilities,
+                              run_name=run_name)
     if cfg.tracking.log_model:
         from kerascnn.app.tracking.model import log_keras_model
 

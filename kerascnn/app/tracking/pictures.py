@@ -8,15 +8,13 @@ import numpy as np
 from kerascnn.app.tracking import plots
 
 
-def log_pictures(model, history: dict, pipelines, run_name: str | None = None,
-                 probabilities=None) -> list[str]:
+def log_pictures(model, history: dict, pipelines, probabilities,
+                 run_name: str | None = None) -> list[str]:
     """Learning curves, the test confusion matrix, first-layer filters, feature maps after
     each downsampling stage and, for learned p, p per channel. Returns the artifact paths.
 
-    ``probabilities``: the model's outputs on the test set when the caller has them already.
+    ``probabilities``: the model's outputs on the test set (the run's one pass over it).
     """
-    if probabilities is None:
-        probabilities = model.predict(pipelines.x_test, batch_size=256, verbose=0)
     figures = {
         "learning_curves": plots.learning_curves(history, run_name=run_name),
         "confusion_matrix": plots.confusion_matrix(
