@@ -24,12 +24,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import keras
 import tensorflow as tf
+
+from kerascnn.app.launchers import available_cores, concurrent_jobs, current_launcher
 
 log = logging.getLogger("kerascnn.runtime")
 
@@ -79,30 +80,6 @@ class Runtime:
 # ---------------------------------------------------------------------------------------------
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which Slurm and cgroups narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _launcher() -> Any:
-    """Hydra's launcher node when this process runs a job of a multirun, else None."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        if not HydraConfig.initialized():
-            return None
-        hydra_cfg = HydraConfig.get()
-        if hydra_cfg.mode != RunMode.MULTIRUN:
-            return None
-        return hydra_cfg.launcher
-    except (ImportError, ValueError, AttributeError):
-        return None
-
-
 def job_threads(threads: Any = "auto", launcher: Any = None, cores: int | None = None
                 ) -> int | None:
     """The threads one job gets: ``threads`` when it is a number, else the job's share.
@@ -127,11 +104,7 @@ def job_threads(threads: Any = "auto", launcher: Any = None, cores: int | None =
     if "submitit" in target.lower():
         cpus = get("cpus_per_task")
         return max(1, min(int(cpus), cores)) if cpus else None
-    n_jobs = get("n_jobs")
-    if n_jobs is None:
-        return None
-    n_jobs = int(n_jobs)
-    jobs = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
+    jobs = concurrent_jobs(launcher, cores)
     if jobs <= 1:
         return None
     return max(1, cores // jobs)
@@ -200,7 +173,7 @@ def choose_runtime(precision: str = "auto", jit_compile: Any = "auto", distribut
     if distribute not in DISTRIBUTE:
         raise ValueError(f"Invalid value for argument `distribute`. Expected one of "
                          f"{', '.join(DISTRIBUTE)}. Received: distribute={distribute!r}")
-    share = job_threads(threads, _launcher())
+    share = job_threads(threads, current_launcher())
     apply_threads(share)  # first: the pools are fixed once the runtime starts
     gpus = tf.config.list_physical_devices("GPU")
     names = _gpu_names(gpus)

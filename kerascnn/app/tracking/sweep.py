@@ -4,9 +4,11 @@
 turns each multirun into one MLflow parent run, named after the sweep and holding its
 overrides; every job's training run becomes a child (tag ``mlflow.parentRunId``) named by the
 overrides that vary. The store and the experiment are created before any job starts, so jobs
-running in parallel (``hydra/launcher=joblib``) never race on the SQLite schema. The sweep's
-state lives in ``<sweep dir>/mlflow_sweep.json``, read by jobs in any launcher's processes.
-At the end the parent records the best child (metric and run id) and how many jobs failed.
+running in parallel (``hydra/launcher=joblib``) never race on the SQLite schema; meanwhile the
+joblib launcher's workers start and prepare (:func:`kerascnn.app.launchers.start_workers`).
+The sweep's state lives in ``<sweep dir>/mlflow_sweep.json``, read by jobs in any launcher's
+processes. At the end the parent records the best child (metric and run id) and how many jobs
+failed.
 
 Durable sweeps. The parent is tagged ``kerascnn.sweep_hash`` (the sweep's overrides without
 those that do not change results); a sweep started again with ``trainer.resume=auto`` takes the
@@ -31,14 +33,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import mlflow
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from mlflow.entities import Param
 from omegaconf import DictConfig
 
+from kerascnn.app.launchers import start_workers, stop_workers
 from kerascnn.app.tracking.store import ensure_experiment, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
@@ -129,9 +130,13 @@ class MlflowSweepCallback(Callback):
 
     # -- the whole sweep (main process) -------------------------------------------------
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        uri = resolve_tracking_uri(config.tracking.get("uri"))
+        workers = start_workers(config.hydra.launcher, uri)  # they prepare meanwhile
+        import mlflow
+        from mlflow.entities import Param
+
         from kerascnn.app.tracking.run import mark_dead_runs, process_tags
 
-        uri = resolve_tracking_uri(config.tracking.get("uri"))
         experiment_id = ensure_experiment(uri, config.tracking.experiment)
         mark_dead_runs(uri, experiment_id)
         client = mlflow.MlflowClient(uri)
@@ -173,10 +178,13 @@ class MlflowSweepCallback(Callback):
             "swept_keys": _swept_keys(config)}))
         atexit.register(self._end_parent, None)
         log.info("MLflow parent run %s (%s) in %s", self._parent, name, uri)
+        if workers is not None:
+            workers.wait()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._restore_signal_handlers()
         self._end_parent("FINISHED")
+        stop_workers(config.hydra.launcher)
 
     # -- signals to the sweep's main process ----------------------------------------------
     def _install_signal_handlers(self) -> None:
@@ -217,6 +225,8 @@ class MlflowSweepCallback(Callback):
     def _end_open_children(self, signal_name: str) -> None:
         if self._parent is None:
             return
+        import mlflow
+
         client = mlflow.MlflowClient(self._uri)
         experiment_id = client.get_run(self._parent).info.experiment_id
         for child in client.search_runs(
@@ -238,6 +248,8 @@ class MlflowSweepCallback(Callback):
         if self._parent is None:
             return
         parent, self._parent = self._parent, None
+        import mlflow
+
         client = mlflow.MlflowClient(self._uri)
         children = client.search_runs(
             [client.get_run(parent).info.experiment_id],
@@ -283,6 +295,8 @@ class MlflowSweepCallback(Callback):
         out = Path(hc.runtime.output_dir)
         if state is None or (out / RUN_ID_FILE).exists():
             return
+        import mlflow
+
         error = job_return._return_value
         client = mlflow.MlflowClient(state["tracking_uri"])
         experiment_id = client.get_run(state["parent_run_id"]).info.experiment_id
