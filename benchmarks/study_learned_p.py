@@ -16,6 +16,7 @@ downsample.name,downsample.p`` and, per learned run, the last epoch's
 ``p/<layer>/mean|std|min|max``.
 
     .venv/bin/python benchmarks/study_learned_p.py [--seeds 3] [--epochs 10] [--runs DIR]
+    .venv/bin/python benchmarks/study_learned_p.py --seeds 1 --scales 1,3,10,30   # the scale
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--scales", default=None,
+                        help="downsample.p_lr_scale values to sweep, e.g. 1,3,10,30 "
+                             "(default: the shipped one)")
     parser.add_argument("--runs", type=Path, default=None,
                         help="runs folder (default: a temporary one, removed at the end)")
     args = parser.parse_args()
@@ -85,14 +89,19 @@ def main() -> None:
         env = {**os.environ, "KERASCNN_RUNS_DIR": str(runs), "MLFLOW_TRACKING_URI": store,
                "TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_DISABLE_TELEMETRY": "true"}
         seeds = ",".join(str(s) for s in range(args.seeds))
-        for variant in (["downsample=pnorm_learned", "downsample.p=3"], ["downsample=pnorm3"]):
+        learned = ["downsample=pnorm_learned", "downsample.p=3"]
+        if args.scales:
+            learned.append(f"downsample.p_lr_scale={args.scales}")
+        for variant in (learned, ["downsample=pnorm3"]):
             subprocess.run(
                 [sys.executable, "-m", "kerascnn.train", "-m", "data=mnist",
                  f"data.path={data}", *variant, f"trainer.seed={seeds}",
                  f"trainer.epochs={args.epochs}", "trainer.verbose=0", "hydra/launcher=joblib",
                  f"hydra.launcher.n_jobs={args.jobs}"], cwd=REPO, env=env, check=True)
-        subprocess.run([sys.executable, "-m", "kerascnn.compare", "--group-by",
-                        "downsample.name,downsample.p"], cwd=REPO, env=env, check=True)
+        group_by = "downsample.name,downsample.p" + (",downsample.p_lr_scale" if args.scales
+                                                      else "")
+        subprocess.run([sys.executable, "-m", "kerascnn.compare", "--group-by", group_by],
+                       cwd=REPO, env=env, check=True)
 
         import mlflow
 
@@ -101,7 +110,8 @@ def main() -> None:
         children = [r for r in client.search_runs([experiment])
                     if "mlflow.parentRunId" in r.data.tags]
         print("\nlearned p after the last epoch (per channel over each layer)")
-        for run in sorted(children, key=lambda r: r.data.params.get("trainer.seed", "")):
+        for run in sorted(children, key=lambda r: (float(r.data.params.get(
+                "downsample.p_lr_scale") or 0), r.data.params.get("trainer.seed", ""))):
             names = sorted(k for k in run.data.metrics if k.startswith("p/"))
             if not names:
                 continue
@@ -110,7 +120,8 @@ def main() -> None:
                      f"{run.data.metrics[f'p/{layer}/std']:.2f} "
                      f"[{run.data.metrics[f'p/{layer}/min']:.2f}, "
                      f"{run.data.metrics[f'p/{layer}/max']:.2f}]" for layer in layers]
-            print(f"seed {run.data.params.get('trainer.seed')}: test_accuracy "
+            print(f"p_lr_scale {run.data.params.get('downsample.p_lr_scale')} "
+                  f"seed {run.data.params.get('trainer.seed')}: test_accuracy "
                   f"{run.data.metrics.get('test_accuracy', float('nan')):.4f}; "
                   + "; ".join(cells))
 
