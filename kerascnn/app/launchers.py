@@ -112,10 +112,11 @@ class WorkerStart:
         results, self._results = self._results, None
         if results is None:
             return
+        problems = []
         try:
-            problems = [problem for problem in results if problem]
+            problems.extend(problem for problem in results if problem)
         except Exception as exc:  # noqa: BLE001 - the launcher starts its own workers then
-            problems = [f"{type(exc).__name__}: {exc}"]
+            problems.append(f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
         for problem in problems:
             log.warning("A launcher worker could not prepare ahead of its jobs: %s", problem)
 

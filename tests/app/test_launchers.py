@@ -16,6 +16,7 @@ from joblib import Parallel, delayed
 from omegaconf import OmegaConf
 
 from kerascnn.app.launchers import (
+    WorkerStart,
     concurrent_jobs,
     prepare_worker,
     start_workers,
@@ -90,15 +91,21 @@ def test_workers_are_prepared_reused_for_the_jobs_and_ended(tmp_path):
 
 
 def test_a_worker_that_cannot_prepare_is_logged_not_raised(caplog):
-    reason = prepare_worker("notascheme://x")
+    reason = prepare_worker("notascheme://x")  # what a worker returns: one line, no raise
     assert reason and "\n" not in reason
-    started = start_workers(_launcher(n_jobs=2), "notascheme://x")
-    with caplog.at_level(logging.WARNING, logger="kerascnn.app.launchers"):
-        started.wait()
-    warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 2
-    assert all("could not prepare ahead of its jobs" in w and "\n" not in w for w in warnings)
-    started.wait()  # a second wait is a no-op
-    assert len(caplog.records) == 2
-    stop_workers(_launcher(n_jobs=2))
-    assert not _workers()
+
+    def broken_pool():  # the pool itself failing while the results come back
+        yield reason
+        raise RuntimeError("A worker process managed by the executor was unexpectedly killed")
+
+    for results in ([reason, reason], broken_pool()):
+        caplog.clear()
+        started = WorkerStart(results, workers=2)
+        with caplog.at_level(logging.WARNING, logger="kerascnn.app.launchers"):
+            started.wait()
+            started.wait()  # a second wait is a no-op
+        warnings = [r.getMessage() for r in caplog.records]
+        assert len(warnings) == 2
+        assert all("could not prepare ahead of its jobs" in w and "\n" not in w
+                   for w in warnings)
+    assert "unexpectedly killed" in warnings[-1]
