@@ -26,7 +26,6 @@ import argparse
 import os
 import pickle
 import statistics
-import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -39,6 +38,7 @@ import keras  # noqa: E402
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 from hydra import compose, initialize_config_module  # noqa: E402
+from idx_files import write_mnist_files  # noqa: E402  (benchmarks/idx_files.py)
 
 from kerascnn import models  # noqa: E402
 from kerascnn.app.runtime import choose_runtime, dtype_policy  # noqa: E402
@@ -61,12 +61,8 @@ def random_images(n: int, shape, seed: int):
 
 
 def write_mnist(folder: Path, n_train: int, n_test: int) -> None:
-    for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
-        images, labels = random_images(n, (28, 28), seed)
-        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(
-            struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes())
-        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
-            struct.pack(">II", 0x801, n) + labels.tobytes())
+    write_mnist_files(folder, *random_images(n_train, (28, 28), 0),
+                      *random_images(n_test, (28, 28), 1))
 
 
 def write_cifar10(folder: Path, n_train: int, n_test: int) -> None:

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from idx_files import write_mnist_files  # benchmarks/idx_files.py
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -42,13 +42,12 @@ def write_idx(directory: Path, n_train: int, n_test: int, seed: int = 0) -> None
     """Class-dependent blobs plus noise, so that the model learns something."""
     rng = np.random.default_rng(seed)
     centres = rng.uniform(0, 255, size=(10, 28, 28))
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+    splits = []
+    for n in (n_train, n_test):
+        labels = rng.integers(0, 10, size=n)
         images = np.clip(centres[labels] + rng.normal(0, 60, size=(n, 28, 28)), 0, 255)
-        (directory / f"{prefix}-images-idx3-ubyte").write_bytes(
-            struct.pack(">IIII", 0x803, n, 28, 28) + images.astype(np.uint8).tobytes())
-        (directory / f"{prefix}-labels-idx1-ubyte").write_bytes(
-            struct.pack(">II", 0x801, n) + labels.tobytes())
+        splits += [images, labels]
+    write_mnist_files(directory, *splits)
 
 
 def timed(args: list[str], env: dict) -> tuple[float, str]:

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from idx_files import write_mnist_files  # benchmarks/idx_files.py
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,14 +61,6 @@ def mnist_sized_digits(n_train: int, n_test: int, seed: int = 0):
     return (*grow(x_a, y_a, n_train), *grow(x_b, y_b, n_test))
 
 
-def write_idx(directory: Path, x_train, y_train, x_test, y_test) -> None:
-    for prefix, x, y in (("train", x_train, y_train), ("t10k", x_test, y_test)):
-        (directory / f"{prefix}-images-idx3-ubyte").write_bytes(
-            struct.pack(">IIII", 0x803, *x.shape) + x.tobytes())
-        (directory / f"{prefix}-labels-idx1-ubyte").write_bytes(
-            struct.pack(">II", 0x801, len(y)) + y.tobytes())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -84,7 +76,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data, runs = Path(tmp) / "data", (args.runs or Path(tmp) / "runs").resolve()
         data.mkdir()
-        write_idx(data, *mnist_sized_digits(8000, 2000))
+        write_mnist_files(data, *mnist_sized_digits(8000, 2000))
         store = f"sqlite:///{runs / 'mlflow.db'}"
         env = {**os.environ, "KERASCNN_RUNS_DIR": str(runs), "MLFLOW_TRACKING_URI": store,
                "TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_DISABLE_TELEMETRY": "true"}

@@ -63,22 +63,28 @@ def current_launcher() -> Any:
         return None
 
 
+def launcher_setting(launcher: Any, key: str) -> Any:
+    """One setting of a launcher node (a config node, a mapping or an object); None if unset."""
+    return launcher.get(key) if hasattr(launcher, "get") else getattr(launcher, key, None)
+
+
 def concurrent_jobs(launcher: Any, cores: int | None = None) -> int:
     """How many jobs a launcher with ``n_jobs`` (joblib) runs at once; 1 without ``n_jobs``.
 
     ``n_jobs`` -1 means one job per core, -2 one per core but one, as in joblib.
     """
-    get = launcher.get if hasattr(launcher, "get") else lambda key: getattr(launcher, key, None)
-    n_jobs = get("n_jobs")
+    n_jobs = launcher_setting(launcher, "n_jobs")
     if n_jobs is None:
         return 1
     n_jobs = int(n_jobs)
     return n_jobs if n_jobs > 0 else max(1, (cores or available_cores()) + 1 + n_jobs)
 
 
-def is_joblib(launcher: Any) -> bool:
-    get = launcher.get if hasattr(launcher, "get") else lambda key: getattr(launcher, key, None)
-    return "joblib" in str(get("_target_") or "").lower()
+def runs_joblib_workers(launcher: Any) -> bool:
+    """Whether the launcher is joblib's with more than one job at a time (worker processes;
+    with one, joblib runs the jobs in the main process)."""
+    target = str(launcher_setting(launcher, "_target_") or "")
+    return "joblib" in target.lower() and concurrent_jobs(launcher) > 1
 
 
 def prepare_worker(tracking_uri: str) -> str:
@@ -129,10 +135,9 @@ def start_workers(launcher: Any, tracking_uri: str) -> WorkerStart | None:
         tracking_uri: the store the jobs will write to.
 
     Returns:
-        The preparation under way, or None when the launcher is not joblib or runs one job at
-        a time (joblib then runs the jobs in the main process).
+        The preparation under way, or None unless :func:`runs_joblib_workers`.
     """
-    if not is_joblib(launcher) or concurrent_jobs(launcher) <= 1:
+    if not runs_joblib_workers(launcher):
         return None
     from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
     from joblib import Parallel, delayed
@@ -156,7 +161,7 @@ def stop_workers(launcher: Any) -> None:
     sweep's main process would otherwise wait for at exit). Every job has returned by then:
     its run is ended and its files are written, so an idle worker holds nothing to lose.
     """
-    if not is_joblib(launcher) or concurrent_jobs(launcher) <= 1:
+    if not runs_joblib_workers(launcher):
         return
     from joblib.externals.loky import get_reusable_executor
 

@@ -30,7 +30,12 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from kerascnn.app.launchers import available_cores, concurrent_jobs, current_launcher
+from kerascnn.app.launchers import (
+    available_cores,
+    concurrent_jobs,
+    current_launcher,
+    launcher_setting,
+)
 
 log = logging.getLogger("kerascnn.runtime")
 
@@ -99,10 +104,9 @@ def job_threads(threads: Any = "auto", launcher: Any = None, cores: int | None =
     if launcher is None:
         return None
     cores = cores or available_cores()
-    get = launcher.get if hasattr(launcher, "get") else lambda key: getattr(launcher, key, None)
-    target = str(get("_target_") or "")
+    target = str(launcher_setting(launcher, "_target_") or "")
     if "submitit" in target.lower():
-        cpus = get("cpus_per_task")
+        cpus = launcher_setting(launcher, "cpus_per_task")
         return max(1, min(int(cpus), cores)) if cpus else None
     jobs = concurrent_jobs(launcher, cores)
     if jobs <= 1:
