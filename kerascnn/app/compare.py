@@ -32,10 +32,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from kerascnn.app.tracking.tags import PARENT
+
 __all__ = ["compare_runs", "format_table", "group_runs", "main", "plot_groups", "plot_runs"]
 
 PROG = "kerascnn.compare"
-PARENT_TAG = "mlflow.parentRunId"
 NUM_PARAMS = "model.num_params"
 FINAL_METRICS = ("test_accuracy", "test_error", "test_loss")
 CURVE_METRIC = "val_accuracy"
@@ -147,10 +148,10 @@ def compare_runs(
         experiment_id = found.experiment_id
 
     runs = _search_all(client, experiment_id, "")
-    parents = {r.data.tags[PARENT_TAG] for r in runs if PARENT_TAG in r.data.tags}
+    parents = {r.data.tags[PARENT] for r in runs if PARENT in r.data.tags}
     runs = [r for r in runs if r.info.run_id not in parents]
     if parent is not None:
-        runs = [r for r in runs if r.data.tags.get(PARENT_TAG) == parent]
+        runs = [r for r in runs if r.data.tags.get(PARENT) == parent]
     if not include_all:
         runs = [r for r in runs if r.info.status == "FINISHED"]
     if not runs:

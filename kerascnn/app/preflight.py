@@ -30,12 +30,12 @@ from kerascnn.app.checkpoints import (
 from kerascnn.app.config import ConfigError
 from kerascnn.app.tracking.run import flatten, mark_dead_runs, process_alive
 from kerascnn.app.tracking.store import resolve_tracking_uri, sqlite_path, store_lock
+from kerascnn.app.tracking.tags import CONFIG_HASH, DIVERGED
 
 PROBE_SECONDS = 10
 # Schemes of MLflow tracking stores (a database URI may name a driver: postgresql+psycopg2).
 SCHEMES = ("sqlite", "http", "https", "databricks", "databricks-uc", "uc", "postgresql",
            "mysql", "mssql")
-HASH_TAG = "kerascnn.config_hash"
 # Keys a resumed run may change besides the neutral ones of the config hash.
 RESUMABLE_KEYS = ("trainer.epochs",)
 
@@ -141,7 +141,7 @@ def check_before_start(cfg: DictConfig, conf: Any) -> Plan:
 
 
 def _plan_auto(client: Any, experiment_id: str, plan: Plan) -> None:
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`{HASH_TAG}` = "
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{CONFIG_HASH}` = "
                               f"'{plan.config_hash}'", order_by=["attributes.start_time DESC"],
                               max_results=100)
     for run in runs:
@@ -151,7 +151,7 @@ def _plan_auto(client: Any, experiment_id: str, plan: Plan) -> None:
     for run in runs:
         if run.info.status == "RUNNING" and process_alive(run):
             continue  # another process trains it now
-        if run.data.tags.get("kerascnn.diverged"):
+        if run.data.tags.get(DIVERGED):
             continue  # it would diverge again
         saved = read_checkpoint(run.info.run_id)
         if saved is not None:

@@ -319,11 +319,11 @@ def _fit(cfg: DictConfig, job: Job, plan: Any, stop: Any) -> tuple[dict, dict, A
 
     from kerascnn.app.checkpoints import EpochCheckpoint
     from kerascnn.app.faults import StoreUnavailable
-    from kerascnn.app.preflight import HASH_TAG
     from kerascnn.app.tracking.inputs import log_datasets
     from kerascnn.app.tracking.run import flatten, tracked_run
     from kerascnn.app.tracking.store import quiet_store_errors, store_error
     from kerascnn.app.tracking.sweep import parent_run_id, record_run_id
+    from kerascnn.app.tracking.tags import CONFIG_HASH, EPOCHS, RESUMED_FROM_EPOCH
 
     tracking_uri = plan.tracking_uri
     params = flatten(OmegaConf.to_container(cfg, resolve=True))
@@ -332,10 +332,10 @@ def _fit(cfg: DictConfig, job: Job, plan: Any, stop: Any) -> tuple[dict, dict, A
     params["data.image_size"] = job.pipelines.input_shape[0]
     params["downsample.name"] = job.downsample_name
     trainer = job.config.trainer
-    tags = {**_tags(cfg, job), HASH_TAG: plan.config_hash}
+    tags = {**_tags(cfg, job), CONFIG_HASH: plan.config_hash}
     resumed = plan.resume_run_id
     if resumed:
-        tags["kerascnn.resumed_from_epoch"] = str(plan.checkpoint.epoch)
+        tags[RESUMED_FROM_EPOCH] = str(plan.checkpoint.epoch)
     with tracked_run(tracking_uri, cfg.tracking.experiment, _run_name(cfg, job),
                      tags=tags, parent_run_id=parent_run_id(),
                      system_metrics=cfg.tracking.system_metrics, run_id=resumed) as run:
@@ -347,7 +347,7 @@ def _fit(cfg: DictConfig, job: Job, plan: Any, stop: Any) -> tuple[dict, dict, A
             logged = run.data.params
             mlflow.log_params({k: v for k, v in params.items() if k not in logged})
             if str(logged.get("trainer.epochs")) != str(trainer.epochs):
-                mlflow.set_tag("kerascnn.epochs", str(trainer.epochs))
+                mlflow.set_tag(EPOCHS, str(trainer.epochs))
         else:
             mlflow.log_params(params)
             log_datasets(job.arrays, job.pipelines, cfg.data.get("path"))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kerascnn.app.tracking.store import ensure_experiment, quiet_store_errors, store_error
+from kerascnn.app.tracking.tags import DIVERGED, END_REASON, HOST, PARENT, PID, SIGNAL
 
 if TYPE_CHECKING:
     import mlflow
@@ -56,14 +57,13 @@ def slurm_tags() -> dict[str, str]:
     return {tag: os.environ[var] for var, tag in SLURM_TAGS.items() if os.environ.get(var)}
 
 
-HOST_TAG, PID_TAG, END_TAG = "kerascnn.host", "kerascnn.pid", "kerascnn.end_reason"
 
 
 def process_tags() -> dict[str, str]:
     """Where the run's process lives: what the next start needs to tell it died."""
     import socket
 
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    return {HOST: socket.gethostname(), PID: str(os.getpid())}
 
 
 def _alive(pid: int) -> bool:
@@ -84,9 +84,9 @@ def process_alive(run: Any) -> bool:
     import socket
 
     tags = run.data.tags
-    if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
+    if tags.get(HOST) != socket.gethostname() or not tags.get(PID, "").isdigit():
         return True  # another host's, or an older run: cannot tell, assume alive
-    return _alive(int(tags[PID_TAG]))
+    return _alive(int(tags[PID]))
 
 
 def mark_dead_runs(tracking_uri: str, experiment_id: str) -> list[str]:
@@ -102,12 +102,12 @@ def mark_dead_runs(tracking_uri: str, experiment_id: str) -> list[str]:
     client = mlflow.MlflowClient(tracking_uri)
     found = client.search_runs(
         [experiment_id], max_results=1000,
-        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = "
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST}` = "
                       f"'{socket.gethostname()}'")
     ended = []
     for run in found:
         if not process_alive(run):
-            client.set_tag(run.info.run_id, END_TAG, "process died")
+            client.set_tag(run.info.run_id, END_REASON, "process died")
             client.set_terminated(run.info.run_id, "KILLED")
             ended.append(run.info.run_id)
     return ended
@@ -118,17 +118,17 @@ def _end_tags(exc: BaseException) -> dict[str, str]:
 
     tags = {"error": f"{type(exc).__name__}: {exc}"[:5000]}
     if isinstance(exc, Interrupted):
-        tags.update({"kerascnn.signal": exc.signal_name, END_TAG: f"signal {exc.signal_name}"})
+        tags.update({SIGNAL: exc.signal_name, END_REASON: f"signal {exc.signal_name}"})
     elif isinstance(exc, KeyboardInterrupt):
-        tags.update({"kerascnn.signal": "SIGINT", END_TAG: "signal SIGINT"})
+        tags.update({SIGNAL: "SIGINT", END_REASON: "signal SIGINT"})
     elif isinstance(exc, Diverged):
         where = f"epoch {exc.epoch}" + (f", step {exc.step}" if exc.step >= 0 else "")
-        tags.update({"kerascnn.diverged": f"loss {exc.value} at {where}",
-                     END_TAG: "diverged (NaN)"})
+        tags.update({DIVERGED: f"loss {exc.value} at {where}",
+                     END_REASON: "diverged (NaN)"})
     elif isinstance(exc, StoreUnavailable):
-        tags[END_TAG] = "store unavailable"
+        tags[END_REASON] = "store unavailable"
     else:
-        tags[END_TAG] = "error"
+        tags[END_REASON] = "error"
     return tags
 
 
@@ -152,11 +152,11 @@ def tracked_run(tracking_uri: str, experiment: str, run_name: str,
     mlflow.set_tracking_uri(tracking_uri)
     all_tags = {**dict(tags or {}), **process_tags()}
     if parent_run_id:
-        all_tags["mlflow.parentRunId"] = parent_run_id
+        all_tags[PARENT] = parent_run_id
     if run_id:
         run = mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
         client = mlflow.MlflowClient(tracking_uri)
-        for stale in ("error", END_TAG, "kerascnn.signal"):  # how it ended last time
+        for stale in ("error", END_REASON, SIGNAL):  # how it ended last time
             if stale in run.data.tags:
                 client.delete_tag(run_id, stale)
         mlflow.set_tags(all_tags)

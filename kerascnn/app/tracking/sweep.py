@@ -41,13 +41,13 @@ from omegaconf import DictConfig
 
 from kerascnn.app.launchers import start_workers, stop_workers
 from kerascnn.app.tracking.store import ensure_experiment, resolve_tracking_uri
+from kerascnn.app.tracking.tags import END_REASON, PARENT, RESUMED, SIGNAL, SWEEP_HASH
 
 log = logging.getLogger(__name__)
 
 SWEEP_FILE = "mlflow_sweep.json"
 RUN_ID_FILE = "mlflow_run_id"
 OBJECTIVE = "val_accuracy"
-SWEEP_HASH_TAG = "kerascnn.sweep_hash"
 GRACE_SECONDS = 25
 # Overrides that do not change a sweep's results (see kerascnn.app.checkpoints.NEUTRAL_KEYS).
 NEUTRAL_PREFIXES = ("tracking.", "trainer.resume", "trainer.verbose", "hydra.", "hydra/")
@@ -148,11 +148,11 @@ class MlflowSweepCallback(Callback):
                 "hydra.sweep_dir": str(sweep_dir),
                 "hydra.launcher": str(config.hydra.launcher.get("_target_", "")),
                 "hydra.sweeper": str(config.hydra.sweeper.get("_target_", "")),
-                SWEEP_HASH_TAG: identity, **process_tags()}
+                SWEEP_HASH: identity, **process_tags()}
         earlier = None
         if config.trainer.get("resume") == "auto":
             found = client.search_runs(
-                [experiment_id], filter_string=f"tags.`{SWEEP_HASH_TAG}` = '{identity}'",
+                [experiment_id], filter_string=f"tags.`{SWEEP_HASH}` = '{identity}'",
                 order_by=["attributes.start_time DESC"], max_results=1)
             earlier = found[0] if found else None
         if earlier is not None:  # the same sweep again: finish what is missing under it
@@ -160,7 +160,7 @@ class MlflowSweepCallback(Callback):
             client.update_run(self._parent, status="RUNNING")
             for key, value in tags.items():
                 client.set_tag(self._parent, key, value)
-            client.set_tag(self._parent, "kerascnn.resumed", "true")
+            client.set_tag(self._parent, RESUMED, "true")
         else:
             run = client.create_run(experiment_id, run_name=name[:250], tags=tags)
             self._parent = run.info.run_id
@@ -231,10 +231,10 @@ class MlflowSweepCallback(Callback):
         experiment_id = client.get_run(self._parent).info.experiment_id
         for child in client.search_runs(
                 [experiment_id], max_results=10000,
-                filter_string=f"tags.`mlflow.parentRunId` = '{self._parent}' and "
+                filter_string=f"tags.`{PARENT}` = '{self._parent}' and "
                               "attributes.status = 'RUNNING'"):
-            client.set_tag(child.info.run_id, "kerascnn.signal", signal_name)
-            client.set_tag(child.info.run_id, "kerascnn.end_reason",
+            client.set_tag(child.info.run_id, SIGNAL, signal_name)
+            client.set_tag(child.info.run_id, END_REASON,
                            f"signal {signal_name} to the sweep")
             client.set_terminated(child.info.run_id, "KILLED")
 
@@ -253,7 +253,7 @@ class MlflowSweepCallback(Callback):
         client = mlflow.MlflowClient(self._uri)
         children = client.search_runs(
             [client.get_run(parent).info.experiment_id],
-            filter_string=f"tags.`mlflow.parentRunId` = '{parent}'", max_results=10000)
+            filter_string=f"tags.`{PARENT}` = '{parent}'", max_results=10000)
         counts: dict[str, int] = {}
         for child in children:
             counts[child.info.status] = counts.get(child.info.status, 0) + 1
@@ -274,7 +274,7 @@ class MlflowSweepCallback(Callback):
             ended = "RUNNING" not in counts and "KILLED" not in counts
             status = "FAILED" if ended and counts.get("FAILED") else "KILLED"
         if reason:
-            client.set_tag(parent, "kerascnn.end_reason", reason)
+            client.set_tag(parent, END_REASON, reason)
         client.set_terminated(parent, status)
         from kerascnn.app.tracking.links import run_url, serve_hint
 
@@ -301,7 +301,7 @@ class MlflowSweepCallback(Callback):
         client = mlflow.MlflowClient(state["tracking_uri"])
         experiment_id = client.get_run(state["parent_run_id"]).info.experiment_id
         run = client.create_run(experiment_id, run_name=job_run_name(), tags={
-            "mlflow.parentRunId": state["parent_run_id"],
+            PARENT: state["parent_run_id"],
             "hydra.overrides": " ".join(job_overrides()),
             "error": f"{type(error).__name__}: {error}"[:5000]})
         client.log_text(run.info.run_id, "".join(traceback.format_exception(error)), "error.txt")
