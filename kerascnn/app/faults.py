@@ -27,10 +27,11 @@ class StoreUnavailable(CompactHydraException, RuntimeError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGINT arrived; the run ends KILLED after its checkpoint."""
+    """SIGTERM or SIGINT arrived; the run (``run_id``, once it is open) ends KILLED after its
+    checkpoint."""
 
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
+    def __init__(self, signum: int, run_id: str | None = None) -> None:
+        self.signum, self.run_id = signum, run_id
         super().__init__(f"stopped by {self.signal_name}")
 
     @property

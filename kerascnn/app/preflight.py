@@ -1,10 +1,12 @@
-"""What is checked before any data is loaded, and what a start does: new run, resume, or skip.
+"""Open or resume the run: what the store says before any data is loaded.
 
-:func:`check_before_start` runs first in :func:`kerascnn.app.train.prepare`. Each problem is one
-:class:`~kerascnn.app.config.ConfigError` line: settings that only make sense together
-(early stopping and validation data), the tracking store (a known scheme, a writable folder,
-a server that answers within :data:`PROBE_SECONDS`, an experiment that is not deleted), and
-``trainer.resume``. It also ends the runs whose process died (``kill -9``) as KILLED.
+:func:`check_before_start` runs right after the settings check in
+:func:`kerascnn.app.train.train` and answers with a :class:`Plan`: a new run, a run to resume
+(``trainer.resume=<run id>``, or ``auto`` finding an unfinished identical run), or an identical
+FINISHED run to skip. Each problem is one :class:`~kerascnn.app.config.ConfigError` line: the
+tracking store (a known scheme, a writable folder, a server that answers within
+:data:`PROBE_SECONDS`, an experiment that is not deleted) and ``trainer.resume``. It also ends
+the runs whose process died (``kill -9``) as KILLED.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from omegaconf import DictConfig, OmegaConf
-
 from kerascnn.app.checkpoints import (
     Saved,
     checkpoint_dir,
@@ -27,7 +27,8 @@ from kerascnn.app.checkpoints import (
     read_checkpoint,
     result_config,
 )
-from kerascnn.app.config import ConfigError
+from kerascnn.app.config import Config, ConfigError
+from kerascnn.app.settings import as_dict
 from kerascnn.app.tracking.run import flatten, mark_dead_runs, process_alive
 from kerascnn.app.tracking.store import resolve_tracking_uri, sqlite_path, store_lock
 from kerascnn.app.tracking.tags import CONFIG_HASH, DIVERGED
@@ -45,7 +46,7 @@ class Plan:
     """How the training starts."""
 
     tracking_uri: str
-    config: dict[str, Any]        # the resolved config
+    config: dict[str, Any]        # the checked settings as plain values (settings.as_dict)
     config_hash: str
     resume_run_id: str | None = None
     checkpoint: Saved | None = None
@@ -88,24 +89,13 @@ def check_tracking_uri(uri: str, key: str = "tracking.uri") -> None:
                               "unset for the local store") from None
 
 
-def _check_trainer(conf: Any) -> None:
-    trainer = conf.trainer
-    if trainer.early_stopping_patience and trainer.early_stopping_monitor.startswith("val_") \
-            and not conf.data.val_split:
-        raise ConfigError(
-            f"trainer.early_stopping_patience={trainer.early_stopping_patience} watches "
-            f"{trainer.early_stopping_monitor}, but data.val_split=0 leaves no validation data; "
-            "set data.val_split > 0 or trainer.early_stopping_monitor=loss")
-
-
-def check_before_start(cfg: DictConfig, conf: Any) -> Plan:
-    """Check what must be right before any work; decide new run, resume or skip."""
-    _check_trainer(conf)
-    uri = resolve_tracking_uri(cfg.tracking.get("uri"))
-    key = "tracking.uri" if cfg.tracking.get("uri") else (
+def check_before_start(conf: Config) -> Plan:
+    """Check the store and ``trainer.resume``; decide new run, resume or skip."""
+    uri = resolve_tracking_uri(conf.tracking.uri)
+    key = "tracking.uri" if conf.tracking.uri else (
         "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "tracking.uri")
     check_tracking_uri(uri, key)
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = as_dict(conf)
     plan = Plan(uri, config, config_hash(config))
     db = sqlite_path(uri)
     resume = conf.trainer.resume
@@ -117,7 +107,7 @@ def check_before_start(cfg: DictConfig, conf: Any) -> Plan:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    experiment = cfg.tracking.experiment
+    experiment = conf.tracking.experiment
     with store_lock(uri):
         client = mlflow.MlflowClient(uri)
         try:

@@ -9,11 +9,18 @@ both in backticks and as ``argument=value``:
 ``Invalid value for argument `val_split`. Expected a fraction in [0, 1). Received: val_split=1.5``.
 A problem found in a file names `path`; a failed download names `path` too (pass it to read local
 copies instead).
+
+Only the pipelines need TensorFlow: `Pipelines` and `make_pipelines` load on first use, so
+that `check_pipeline_args` and `load_arrays` answer without it.
 """
+
+import importlib
 
 from kerascnn.data.datasets import DATASETS, ArrayData, load_arrays
 from kerascnn.data.errors import DataError
-from kerascnn.data.pipeline import Pipelines, check_pipeline_args, make_pipelines
+from kerascnn.data.pipeline_args import check_pipeline_args
+
+_PIPELINE_NAMES = ("Pipelines", "make_pipelines")
 
 __all__ = [
     "DATASETS",
@@ -24,3 +31,13 @@ __all__ = [
     "load_arrays",
     "make_pipelines",
 ]
+
+
+def __getattr__(name):
+    if name in _PIPELINE_NAMES:
+        return getattr(importlib.import_module(f"{__name__}.pipeline"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_PIPELINE_NAMES])

@@ -1,6 +1,5 @@
 """In-memory arrays -> batched `tf.data` pipelines for training, validation and test."""
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,10 +8,15 @@ import tensorflow as tf
 from kerascnn.data.datasets import ArrayData
 from kerascnn.data.errors import DataError, invalid_value
 from kerascnn.data.memory import format_bytes, memory_limit
+from kerascnn.data.pipeline_args import (
+    NO_FLIP_DATASETS,
+    NORMALIZATIONS,
+    check_pipeline_args,
+    num_validation,
+)
 
-NORMALIZATIONS = ("unit", "standardize")
-# Datasets whose classes change under a left-right mirror (digit glyphs): no flips by default.
-NO_FLIP_DATASETS = ("digits", "mnist")
+__all__ = ["NORMALIZATIONS", "Pipelines", "check_pipeline_args", "make_pipelines",
+           "num_validation"]
 _RESIZE_CHUNK = 2048
 # The resized float32 images may take at most this fraction of the machine's memory: resizing
 # and normalising hold two copies of them at the peak.
@@ -53,10 +57,6 @@ class Pipelines:
     y_test: np.ndarray
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _check_data(data):
     if not isinstance(data, ArrayData):
         raise TypeError(
@@ -76,48 +76,6 @@ def _check_data(data):
         )
 
 
-def check_pipeline_args(
-    image_size=None,
-    batch_size=128,
-    val_split=0.1,
-    augment=False,
-    flip=None,
-    seed=0,
-    normalize="unit",
-    limit=None,
-):
-    """Checks the arguments of `make_pipelines` that do not depend on the data.
-
-    `make_pipelines` calls it first; a caller that loads the data itself can call it before
-    loading, so that a bad setting fails before any work.
-
-    Raises:
-        DataError: naming the first invalid argument and its value.
-    """
-    if image_size is not None and not (_is_int(image_size) and image_size >= 1):
-        raise invalid_value("image_size", image_size, "Expected a positive integer or None")
-    if not (_is_int(batch_size) and batch_size >= 1):
-        raise invalid_value("batch_size", batch_size, "Expected an integer >= 1")
-    if not (
-        isinstance(val_split, numbers.Real)
-        and not isinstance(val_split, bool)
-        and 0 <= val_split < 1
-    ):
-        raise invalid_value("val_split", val_split, "Expected a fraction in [0, 1)")
-    if not isinstance(augment, bool | np.bool_):
-        raise invalid_value("augment", augment, "Expected True or False")
-    if flip is not None and not isinstance(flip, bool | np.bool_):
-        raise invalid_value("flip", flip, "Expected True, False or None")
-    if not _is_int(seed):
-        raise invalid_value("seed", seed, "Expected an integer")
-    if normalize not in NORMALIZATIONS:
-        raise invalid_value(
-            "normalize", normalize, f"Expected one of {', '.join(map(repr, NORMALIZATIONS))}"
-        )
-    if limit is not None and not (_is_int(limit) and limit >= 1):
-        raise invalid_value("limit", limit, "Expected a positive integer or None")
-
-
 def _check_resized_memory(num_images: int, channels: int, image_size: int) -> None:
     """Refuse an `image_size` whose resized float32 images take over `MEMORY_FRACTION` of the
     machine's memory (`memory_limit`); nothing is checked where that is unknown."""
@@ -134,14 +92,6 @@ def _check_resized_memory(num_images: int, channels: int, image_size: int) -> No
         f"{num_images:,} images of {image_size}x{image_size}x{channels} float32 would take "
         f"{format_bytes(needed)}",
     )
-
-
-def num_validation(num_examples: int, val_split: float) -> int:
-    """The size of the validation split: ``round(num_examples * val_split)``, at least 1 when
-    ``val_split > 0``."""
-    if val_split == 0:
-        return 0
-    return max(1, int(round(num_examples * val_split)))
 
 
 def max_shift(height: int, width: int) -> int:

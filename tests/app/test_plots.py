@@ -5,7 +5,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from kerascnn.app.tracking import plots
+from kerascnn.app.tracking import model_plots, plots
 
 
 def _tiny_model(channels=3, with_down=True):
@@ -56,6 +56,7 @@ class _LearnedP(keras.layers.Layer):
     def __init__(self, p, **kwargs):
         super().__init__(**kwargs)
         self.p = np.asarray(p, dtype="float32")
+        self.trainable_p = True  # what every layer that learns p says
 
     def p_values(self):
         return self.p
@@ -148,7 +149,7 @@ def test_confusion_matrix_does_not_annotate_many_classes():
 
 def test_first_layer_filters_rgb(tmp_path):
     model = _tiny_model(channels=3)
-    fig = plots.first_layer_filters(model, run_name="run-b")
+    fig = model_plots.first_layer_filters(model, run_name="run-b")
     tiles = _image_axes(fig)
     assert len(tiles) == 4  # one per filter of conv1
     kernel = keras.ops.convert_to_numpy(model.get_layer("conv1").kernel)
@@ -163,7 +164,7 @@ def test_first_layer_filters_grayscale_mean_over_inputs():
     inputs = keras.Input((8, 8, 2))
     outputs = keras.layers.Conv2D(7, 3, name="c")(inputs)
     model = keras.Model(inputs, outputs)
-    fig = plots.first_layer_filters(model)
+    fig = model_plots.first_layer_filters(model)
     tiles = _image_axes(fig)
     assert len(tiles) == 7
     kernel = keras.ops.convert_to_numpy(model.get_layer("c").kernel)
@@ -177,20 +178,20 @@ def test_first_layer_filters_inside_a_composite_layer():
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.Dense(1, name="pointwise")(inputs)  # 2D kernel: not a convolution
     outputs = _Composite(name="block1")(x)
-    fig = plots.first_layer_filters(keras.Model(inputs, outputs))
+    fig = model_plots.first_layer_filters(keras.Model(inputs, outputs))
     assert len(_image_axes(fig)) == 6
     assert "inner_conv" in fig.get_suptitle()
 
 
 def test_first_layer_filters_none_without_convolution():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    assert plots.first_layer_filters(model) is None
+    assert model_plots.first_layer_filters(model) is None
 
 
 def test_feature_maps_show_each_downsampling_stage(tmp_path):
     model = _tiny_model(channels=3)
     image = np.random.default_rng(2).random((12, 12, 3)).astype("float32")
-    fig = plots.feature_maps(model, image, run_name="run-c")
+    fig = model_plots.feature_maps(model, image, run_name="run-c")
     # the input, 4 channels after down1, 5 channels after down2
     assert len(_image_axes(fig)) == 1 + 4 + 5
 
@@ -218,15 +219,15 @@ def test_feature_maps_show_each_downsampling_stage(tmp_path):
 def test_feature_maps_limit_channels_and_need_down_layers():
     inputs = keras.Input((6, 6, 1))
     outputs = keras.layers.MaxPooling2D(name="down1")(keras.layers.Conv2D(20, 1)(inputs))
-    fig = plots.feature_maps(keras.Model(inputs, outputs), np.ones((6, 6, 1)))
+    fig = model_plots.feature_maps(keras.Model(inputs, outputs), np.ones((6, 6, 1)))
     assert len(_image_axes(fig)) == 1 + 16
-    assert plots.feature_maps(_tiny_model(with_down=False), np.ones((12, 12, 3))) is None
+    assert model_plots.feature_maps(_tiny_model(with_down=False), np.ones((12, 12, 3))) is None
     with pytest.raises(ValueError, match="image"):
-        plots.feature_maps(_tiny_model(), np.ones((1, 12, 12, 3)))
+        model_plots.feature_maps(_tiny_model(), np.ones((1, 12, 12, 3)))
 
 
 def test_learned_p_none_without_learned_p():
-    assert plots.learned_p(_tiny_model()) is None
+    assert model_plots.learned_p(_tiny_model()) is None
 
 
 def test_learned_p_bars(tmp_path):
@@ -234,7 +235,7 @@ def test_learned_p_bars(tmp_path):
     inputs = keras.Input((8, 8, 4))
     x = _LearnedP(p, name="pool_learned")(inputs)
     outputs = _LearnedP([3.0, 3.0], name="second")(x)
-    fig = plots.learned_p(keras.Model(inputs, outputs), run_name="run-d")
+    fig = model_plots.learned_p(keras.Model(inputs, outputs), run_name="run-d")
     assert len(fig.axes) == 2
     ax = fig.axes[0]
     np.testing.assert_allclose([bar.get_height() for bar in ax.patches], p)
@@ -267,5 +268,5 @@ def test_learned_p_leaves_out_a_fixed_p():
         outputs = PNormPooling2D(2, p=3, trainable_p=trainable_p, name="down1")(inputs)
         return keras.Model(inputs, outputs)
 
-    assert plots.learned_p(model_with(False)) is None
-    assert plots.learned_p(model_with(True)) is not None
+    assert model_plots.learned_p(model_with(False)) is None
+    assert model_plots.learned_p(model_with(True)) is not None

@@ -7,6 +7,7 @@ MLflow once, after its checkpoint is written.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -38,19 +39,41 @@ class ThroughputCallback(keras.callbacks.Callback):
         self._start = None
 
 
-def learned_p_layers(model) -> list:
-    """The layers of `model` (nested models included) whose exponent p is learned."""
-    found, stack, seen = [], list(reversed(model.layers)), set()
+def sublayers(layer) -> list:
+    """The layers directly inside `layer`: a model's `layers`, or layer-valued attributes
+    (a layer that holds layers of its own, as a list or one by one)."""
+    if isinstance(layer, keras.Model):
+        return list(layer.layers)
+    children = []
+    for name, value in vars(layer).items():
+        if name.startswith("_"):
+            continue
+        values = value if isinstance(value, list | tuple) else [value]
+        children.extend(v for v in values if isinstance(v, keras.layers.Layer))
+    return children
+
+
+def walk_layers(layers) -> Iterator:
+    """Depth-first over `layers` and every layer nested inside them, each once."""
+    seen: set[int] = set()
+    stack = list(reversed(list(layers)))
     while stack:
         layer = stack.pop()
         if id(layer) in seen:
             continue
         seen.add(id(layer))
-        if getattr(layer, "trainable_p", False) and callable(getattr(layer, "p_values", None)):
-            found.append(layer)
-        if isinstance(layer, keras.Model):
-            stack.extend(reversed(layer.layers))
-    return found
+        yield layer
+        stack.extend(reversed(sublayers(layer)))
+
+
+def learned_p_layers(model) -> list:
+    """The layers of `model`, at any depth, that learn their exponent p: those that say
+    ``trainable_p`` and give p per channel through ``p_values()``.
+
+    The one rule for both the per-epoch p metrics and the p picture.
+    """
+    return [layer for layer in walk_layers(sublayers(model))
+            if getattr(layer, "trainable_p", False) and callable(getattr(layer, "p_values", None))]
 
 
 def learned_p_metrics(model) -> dict[str, float]:

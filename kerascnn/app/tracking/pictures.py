@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 
-from kerascnn.app.tracking import plots
+from kerascnn.app.tracking import model_plots, plots
 
 
 def log_pictures(model, history: dict, pipelines, probabilities,
@@ -20,9 +20,9 @@ def log_pictures(model, history: dict, pipelines, probabilities,
         "confusion_matrix": plots.confusion_matrix(
             pipelines.y_test, np.argmax(probabilities, axis=-1), pipelines.class_names,
             run_name=run_name),
-        "first_layer_filters": plots.first_layer_filters(model, run_name=run_name),
-        "feature_maps": plots.feature_maps(model, pipelines.x_test[0], run_name=run_name),
-        "learned_p": plots.learned_p(model, run_name=run_name),
+        "first_layer_filters": model_plots.first_layer_filters(model, run_name=run_name),
+        "feature_maps": model_plots.feature_maps(model, pipelines.x_test[0], run_name=run_name),
+        "learned_p": model_plots.learned_p(model, run_name=run_name),
     }
     logged = []
     for name, figure in figures.items():

@@ -185,8 +185,6 @@ def tracked_run(tracking_uri: str, experiment: str, run_name: str,
                 logging.getLogger(__name__).warning(
                     "could not end run %s as %s in %s (%s): the next start marks it KILLED",
                     run.info.run_id, status, tracking_uri, store_error(end_exc))
-                with contextlib.suppress(Exception):
-                    mlflow.tracking.fluent._active_run_stack.get().clear()
         raise
     else:
         mlflow.flush_async_logging()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,24 @@ from pathlib import Path
 def runs_dir() -> Path:
     """``$KERASCNN_RUNS_DIR``, else ``./runs``: Hydra outputs, the store and checkpoints."""
     return Path(os.environ.get("KERASCNN_RUNS_DIR") or "runs").resolve()
+
+
+def runs_dir_problem() -> str | None:
+    """Why the runs folder cannot be written, in one line naming it; None when it can.
+
+    It is created if missing (Hydra would create it for its outputs), and a file is made and
+    removed in it.
+    """
+    folder = runs_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        where = "KERASCNN_RUNS_DIR" if os.environ.get("KERASCNN_RUNS_DIR") else "./runs"
+        return (f"the runs folder {folder} ({where}) cannot be written "
+                f"({exc.strerror or exc}); set KERASCNN_RUNS_DIR to a writable folder")
+    return None
 
 
 def default_tracking_uri() -> str:
