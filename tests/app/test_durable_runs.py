@@ -51,10 +51,11 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(store, monkeypatch):
     (reference,) = all_runs(store)
     assert not checkpoint_dir(reference.info.run_id).exists()  # FINISHED: removed
 
-    from kerascnn.app import train as app_train
+    from kerascnn.app import fit as fit_module
 
-    real = app_train._callbacks
-    monkeypatch.setattr(app_train, "_callbacks", lambda job: [*real(job), _SigtermAt(2)])
+    real = fit_module.make_callbacks
+    monkeypatch.setattr(fit_module, "make_callbacks",
+                        lambda *args: [*real(*args), _SigtermAt(2)])
     with pytest.raises(Interrupted) as info:
         train(compose_config(*overrides, "tracking.run_name=cut"))
     run_id = info.value.run_id
@@ -65,7 +66,7 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(store, monkeypatch):
     assert read_checkpoint(run_id).epoch == 2
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
 
-    monkeypatch.setattr(app_train, "_callbacks", real)
+    monkeypatch.setattr(fit_module, "make_callbacks", real)
     objective = train(compose_config(*overrides, "tracking.run_name=cut",
                                      f"trainer.resume={run_id}"))
     run = mlflow.MlflowClient(store).get_run(run_id)
@@ -117,10 +118,11 @@ def test_resume_errors_are_one_line(store):
 
 
 def test_resume_names_the_keys_that_differ(store, monkeypatch):
-    from kerascnn.app import train as app_train
+    from kerascnn.app import fit as fit_module
 
-    real = app_train._callbacks
-    monkeypatch.setattr(app_train, "_callbacks", lambda job: [*real(job), _SigtermAt(1)])
+    real = fit_module.make_callbacks
+    monkeypatch.setattr(fit_module, "make_callbacks",
+                        lambda *args: [*real(*args), _SigtermAt(1)])
     with pytest.raises(Interrupted) as info:
         train(compose_config(*QUIET, "trainer.epochs=2"))
     run_id = info.value.run_id

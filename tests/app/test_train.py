@@ -9,12 +9,20 @@ import numpy as np
 import pytest
 
 from kerascnn import models
+from kerascnn.app.build import prepare
+from kerascnn.app.fit import evaluate
 from kerascnn.app.schedules import CosineSchedule
-from kerascnn.app.train import evaluate, prepare, train
+from kerascnn.app.settings import check_settings
+from kerascnn.app.train import train
 from tests.app.conftest import TINY, all_runs, compose_config
 
 EPOCH_METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
                  "train_images_per_sec"]
+
+
+def _job(*overrides):
+    """What train() fits for these overrides: the settings checked, the data and the model."""
+    return prepare(check_settings(compose_config(*overrides)))
 
 
 def _only_run(uri):
@@ -85,7 +93,7 @@ def test_logged_model_and_pictures(store):
     assert all(size > 5000 for size in pictures.values()), pictures
 
     loaded = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")
-    job = prepare(compose_config(*overrides))
+    job = _job(*overrides)
     images = job.pipelines.x_test[:4]
     assert loaded.predict(images, verbose=0).shape == (4, 10)
     assert any(isinstance(layer, keras.layers.Layer) and layer.name == "down1"
@@ -126,7 +134,7 @@ def test_model_rejects_a_spec_it_cannot_take(store):
 
 
 def test_training_data_seen_once_per_epoch_at_the_requested_batch_size(store):
-    job = prepare(compose_config(*TINY))
+    job = _job(*TINY)
     batches = list(job.pipelines.train)
     assert sum(int(b[0].shape[0]) for b in batches) == job.pipelines.num_train
     assert int(batches[0][0].shape[0]) == 16
@@ -135,7 +143,7 @@ def test_training_data_seen_once_per_epoch_at_the_requested_batch_size(store):
 
 def test_one_test_pass_gives_what_evaluate_gives(store):
     # 60 test images in batches of 16: the last batch is partial
-    job = prepare(compose_config(*TINY, "data.limit=60"))
+    job = _job(*TINY, "data.limit=60")
     job.model.fit(job.pipelines.train, epochs=1, verbose=0)
     results, probabilities = evaluate(job.model, job.pipelines)
     reference = job.model.evaluate(job.pipelines.test, return_dict=True, verbose=0)
@@ -149,9 +157,70 @@ def test_one_test_pass_gives_what_evaluate_gives(store):
 
 
 def test_a_users_own_downsampling_layer_plugs_in_by_config(store):
-    job = prepare(compose_config(
+    job = _job(
         *TINY, "downsample=max", "downsample.name=keras_average",
-        "+downsample._target_=keras.layers.AveragePooling2D"))
+        "+downsample._target_=keras.layers.AveragePooling2D")
     assert type(job.model.get_layer("down1")) is keras.layers.AveragePooling2D
     assert type(job.model.get_layer("down2")) is keras.layers.AveragePooling2D
     assert job.downsample_label == "keras_average"
+
+
+def test_a_batch_larger_than_the_training_images_is_one_warning_and_trains(store, caplog):
+    # TINY keeps 48 images, a quarter for validation: 36 training images
+    with caplog.at_level("WARNING", logger="kerascnn.train"):
+        train(compose_config(*TINY, "trainer.batch_size=1000"))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+                and r.name == "kerascnn.train"]
+    assert len(warnings) == 1, warnings
+    assert "trainer.batch_size=1000" in warnings[0] and "36 training images" in warnings[0]
+    assert "\n" not in warnings[0]
+    assert _only_run(store).info.status == "FINISHED"
+
+
+def test_a_batch_that_fits_gives_no_warning(store, caplog):
+    with caplog.at_level("WARNING", logger="kerascnn.train"):
+        _job(*TINY, "trainer.batch_size=36")
+    assert not [r for r in caplog.records if r.name == "kerascnn.train"]
+
+
+def test_a_store_that_refuses_the_end_leaves_no_active_run(store, monkeypatch):
+    """MLflow's public end_run forgets the run before it writes its status: a store that
+    refuses that write leaves no active run behind in this process (the next start ends the
+    run KILLED). If MLflow changes that order, this fails."""
+    def broken_fit(self, *args, **kwargs):
+        raise RuntimeError("disk full")
+
+    def refuse(self, run_id, status=None, *args, **kwargs):
+        raise mlflow.exceptions.MlflowException("database is locked")
+
+    monkeypatch.setattr(keras.Model, "fit", broken_fit)
+    monkeypatch.setattr(mlflow.MlflowClient, "set_terminated", refuse)
+    with pytest.raises(RuntimeError, match="disk full"):
+        train(compose_config(*TINY))
+    assert mlflow.active_run() is None
+
+
+def test_learned_p_metrics_and_picture_find_the_same_layers():
+    """One rule: a p-norm pooling layer inside a layer (an attribute, not a model's layer)
+    is found by the per-epoch p metrics and by the p picture alike; a fixed p by neither."""
+    from kerascnn.app.tracking.callbacks import learned_p_layers, learned_p_metrics
+    from kerascnn.app.tracking.model_plots import learned_p
+    from kerascnn.layers import PNormPooling2D
+
+    class Holder(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.learned = PNormPooling2D(2, p=3, trainable_p=True, name="inner_learned")
+            self.fixed = PNormPooling2D(2, p=3, name="inner_fixed")
+
+        def call(self, x):
+            return self.fixed(self.learned(x))
+
+    inputs = keras.Input((8, 8, 3))
+    outputs = PNormPooling2D(1, p=2, trainable_p=True, name="outer")(Holder()(inputs))
+    model = keras.Model(inputs, outputs)
+    names = [layer.name for layer in learned_p_layers(model)]
+    assert sorted(names) == ["inner_learned", "outer"]
+    assert {key.split("/")[1] for key in learned_p_metrics(model)} == set(names)
+    figure = learned_p(model)
+    assert sorted(ax.get_title().split(" (")[0] for ax in figure.axes) == sorted(names)

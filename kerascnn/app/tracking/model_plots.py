@@ -67,7 +67,7 @@ def first_layer_filters(model, run_name: str | None = None) -> Figure | None:
                       interpolation="nearest")
         else:
             ax.imshow(weights.mean(axis=-1), cmap="gray", interpolation="nearest")
-        ax.settitled(str(index), fontsize="x-small", pad=2)
+        ax.set_title(str(index), fontsize="x-small", pad=2)
     mode = {1: "grayscale", 3: "RGB"}.get(cin, f"mean over {cin} input channels")
     fig.suptitle(
         titled(f"filters of {layer.name}", run_name) + f"\n{cout} filters {kh}x{kw}, {mode}"
@@ -140,7 +140,7 @@ def feature_maps(model, image, run_name: str | None = None) -> Figure | None:
                 ax.set_axis_off()
                 continue
             ax.imshow(out[..., col], cmap="viridis", interpolation="nearest")
-            ax.settitled(f"ch {col}", fontsize="x-small", pad=2)
+            ax.set_title(f"ch {col}", fontsize="x-small", pad=2)
         axes[row, 0].set_ylabel(f"{name}\n{'x'.join(map(str, out.shape))}", fontsize="small")
     fig.suptitle(titled("feature maps after each downsampling stage", run_name))
     return fig
@@ -176,7 +176,7 @@ def learned_p(model, run_name: str | None = None) -> Figure | None:
                    label=f"mean p = {values.mean():.3g}")
         ax.set_xlabel("channel")
         ax.set_ylabel("p")
-        ax.settitled(f"{name} ({len(values)} channels)")
+        ax.set_title(f"{name} ({len(values)} channels)")
         ax.legend(fontsize="small", loc="best")
     fig.suptitle(titled("learned p-norm exponents", run_name))
     return fig

@@ -99,7 +99,7 @@ def metric_curves(
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="best")
-    ax.settitled(title or f"{metric} per epoch")
+    ax.set_title(title or f"{metric} per epoch")
     return fig
 
 
@@ -139,7 +139,7 @@ def learning_curves(history: Mapping[str, Sequence[float]], run_name: str | None
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(base)
-        ax.settitled(base)
+        ax.set_title(base)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(titled("learning curves", run_name))
@@ -233,5 +233,5 @@ def confusion_matrix(
             for j in range(num_classes):
                 ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize="small",
                         color="white" if counts[i, j] > threshold else "black")
-    ax.settitled(titled(f"confusion matrix (accuracy {accuracy:.2%}, n={total})", run_name))
+    ax.set_title(titled(f"confusion matrix (accuracy {accuracy:.2%}, n={total})", run_name))
     return fig
