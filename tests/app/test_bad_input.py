@@ -3,9 +3,14 @@ the setting and the value, no traceback, and no MLflow run left behind."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
 import pytest
 
-from tests.app.conftest import TINY, all_runs, main_in_process, run_cli
+from tests.app.conftest import REPO, TINY, all_runs, main_in_process, run_cli
 
 
 def _write_bad_idx(directory):
@@ -27,6 +32,9 @@ CASES = {
     "missing data.path": (["data=mnist", "data.path=/no/such/dir"], "data.path"),
     "malformed data.path": (["data=mnist", "data.path={bad}"], "data.path"),
     "input too small": (["data.image_size=8"], "lenet5 needs inputs of at least"),
+    "key added with +": (["+trainer.foo=1"], "trainer.foo is not a setting; did you mean"),
+    "typo added with +": (["+trainer.epoch=3"],
+                          "trainer.epoch is not a setting; did you mean trainer.epochs?"),
 }
 
 
@@ -57,3 +65,83 @@ def test_real_command_line(tmp_path):
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "mlflow.db").exists() or all_runs(
         f"sqlite:///{tmp_path / 'mlflow.db'}") == []
+
+
+def _timed(args: list[str], env: dict, cwd=REPO) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+                            text=True, timeout=300)
+    return time.perf_counter() - start, result
+
+
+@pytest.mark.slow
+def test_a_bad_setting_is_refused_before_tensorflow_loads(tmp_path):
+    """In at most half the time ``import tensorflow`` takes, measured here on this machine."""
+    env = {**os.environ, "KERASCNN_RUNS_DIR": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    tensorflow, imported = _timed(["-c", "import tensorflow"], env)
+    assert imported.returncode == 0, imported.stderr
+    for bad, message in (("trainer.epochs=0", "trainer.epochs must be >= 1, got 0"),
+                         ("+trainer.foo=1", "trainer.foo is not a setting"),
+                         ("data.val_split=1.5", "Received: data.val_split=1.5")):
+        refused, result = _timed(["-m", "kerascnn.train", bad], env)
+        assert result.returncode != 0 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert refused <= 0.5 * tensorflow, (bad, refused, tensorflow)
+    # and TensorFlow was not imported at all on the way
+    probe = ("import sys\nsys.argv = ['kerascnn.train', 'trainer.epochs=0']\n"
+             "from kerascnn.train import main\ntry:\n    main()\nexcept SystemExit:\n"
+             "    print('tensorflow' in sys.modules, 'keras' in sys.modules, "
+             "'mlflow' in sys.modules)")
+    _, result = _timed(["-c", probe], env)
+    assert result.stdout.split() == ["False", "False", "False"], result.stdout + result.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def _unwritable_runs_dir(result: subprocess.CompletedProcess, folder) -> None:
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"the runs folder {folder} ") and "cannot be written" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_runs_dir_that_cannot_be_written_is_one_line_before_hydra_writes(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    for name in ("KERASCNN_RUNS_DIR", "MLFLOW_TRACKING_URI", "HYDRA_FULL_ERROR"):
+        env.pop(name, None)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    # KERASCNN_RUNS_DIR below a file: no user, root included, can create it
+    inside = blocker / "runs"
+    _, result = _timed(["-m", "kerascnn.train", *TINY],
+                       {**env, "KERASCNN_RUNS_DIR": str(inside)})
+    _unwritable_runs_dir(result, inside)
+    # ./runs, where a file of that name is in the way; nothing else is written either
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "runs").write_text("not a folder")
+    _, result = _timed(["-m", "kerascnn.train", *TINY], env, cwd=work)
+    _unwritable_runs_dir(result, work / "runs")
+    assert sorted(p.name for p in work.iterdir()) == ["runs"]
+    # --help writes nothing, so it still answers
+    _, result = _timed(["-m", "kerascnn.train", "--help"], env, cwd=work)
+    assert result.returncode == 0 and "kerascnn" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_runs_dir_is_one_line(tmp_path):
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        env = {**os.environ, "KERASCNN_RUNS_DIR": str(folder), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        _, result = _timed(["-m", "kerascnn.train", *TINY], env)
+        _unwritable_runs_dir(result, folder)
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)

@@ -11,9 +11,11 @@ from hydra.errors import ConfigCompositionException
 from kerascnn import models
 from kerascnn.app.config import ConfigError, validate
 from kerascnn.app.schedules import ConstantSchedule, CosineSchedule, StepSchedule
-from kerascnn.app.train import prepare
+from kerascnn.app.settings import check_settings
 from tests.app.conftest import CONF_DIR, compose_config
 
+# The embedded digits, a handful of them: the model is built in a second.
+SMALL = ["data.limit=20", "trainer.batch_size=8"]
 GROUPS = ["model", "downsample", "data", "optimizer", "schedule", "trainer", "tracking",
           "experiment"]
 
@@ -76,6 +78,19 @@ def test_p_accepts_numbers_and_inf(value, expected):
     ("downsample.p=true", "Received: downsample.p=True"),
     ("downsample.name=median", "Unknown downsampling kind in downsample={'name': 'median'"),
     ("+downsample.depthwise=true", "`downsample.depthwise` is not an option of this kind"),
+])
+def test_the_layer_checks_its_options_and_the_app_names_the_key(override, message):
+    """The downsampling options are the layer's to check: the model's build refuses them (the
+    digits are small), with the layer's message naming the config key."""
+    from kerascnn.app.build import prepare
+
+    with pytest.raises(ConfigError) as info:
+        prepare(check_settings(compose_config("downsample=pnorm", override, *SMALL)))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("override,message", [
     ("trainer.batch_size=0", "Invalid value for `trainer.batch_size`. Expected an integer >= 1. "
                              "Received: trainer.batch_size=0"),
     ("data.val_split=1.0", "Invalid value for `data.val_split`. Expected a fraction in [0, 1). "
@@ -83,14 +98,52 @@ def test_p_accepts_numbers_and_inf(value, expected):
     ("data.limit=0", "Received: data.limit=0"),
     ("data.normalize=zscore", "Received: data.normalize='zscore'"),
 ])
-def test_the_library_checks_and_the_app_names_the_key(override, message):
-    """Values the library checks (the downsampling layer, the data pipeline) fail before any
-    data is loaded, with the library's message naming the config key."""
+def test_the_data_library_checks_before_loading_and_the_app_names_the_key(override, message):
+    """The data pipeline's arguments fail in the settings check, before any data is loaded
+    (the data path does not exist), with the library's message naming the config key."""
     with pytest.raises(ConfigError) as info:
-        prepare(compose_config("downsample=pnorm", override, "data=mnist",
-                               "data.path=/no/such/dir"))
+        check_settings(compose_config(override, "data=mnist", "data.path=/no/such/dir"))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("override,key,nearest", [
+    ("+trainer.foo=1", "trainer.foo", "trainer."),
+    ("+trainer.epoch=3", "trainer.epoch", "trainer.epochs"),
+    ("+data.val_spilt=0.2", "data.val_spilt", "data.val_split"),
+    ("+optimizer.momentun=0.5", "optimizer.momentun", "optimizer.momentum"),
+    ("+schedule.warmup=2", "schedule.warmup", "schedule.warmup_epochs"),
+    ("+tracking.experiments=x", "tracking.experiments", "tracking.experiment"),
+    ("+trainers.epochs=3", "trainers", "trainer"),
+])
+def test_a_key_the_app_does_not_read_is_refused_naming_the_nearest(override, key, nearest):
+    import difflib
+
+    overrides = ["optimizer=sgd", override] if "momentun" in override else [override]
+    with pytest.raises(ConfigError) as info:
+        check_settings(compose_config(*overrides))
+    message = str(info.value)
+    assert message.startswith(f"{key} is not a setting; did you mean {nearest}"), message
+    assert "\n" not in message
+    # the suggestion is difflib's nearest among the group's keys
+    group, _, name = key.rpartition(".")
+    node = compose_config(*[o for o in overrides if o != override])
+    known = list((node[group] if group else node).keys())
+    best = difflib.get_close_matches(name, known, n=1, cutoff=0)[0]
+    assert f"did you mean {group + '.' if group else ''}{best}?" in message
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model=all_cnn_c", "+model.dropout=0.2"],                      # a builder's own argument
+    ["downsample=pnorm", "+downsample.trainable_p=true"],           # a layer's own option
+    ["downsample=max", "downsample.name=keras_average",
+     "+downsample._target_=keras.layers.AveragePooling2D"],         # a user's own layer
+])
+def test_the_model_and_downsample_nodes_stay_open(overrides):
+    conf = check_settings(compose_config(*overrides))
+    added = overrides[-1].lstrip("+").split("=")[0]
+    group, name = added.split(".")
+    assert name in getattr(conf, group)
 
 
 @pytest.mark.parametrize("override,message", [
