@@ -32,7 +32,7 @@ import keras
 
 from kerascnn.models._utils import apply_predictions, check_rate, fresh, fresh_defaults
 from kerascnn.models.downsampling import make_downsampling
-from kerascnn.models.registry import check_build_args, downsample_spec, register
+from kerascnn.models.registry import register
 
 __all__ = [
     "all_cnn_a",
@@ -129,11 +129,8 @@ def _build(
     base, variant, input_shape, num_classes, downsample, dropout_input, dropout, kernel_initializer,
     class_activation="relu",
 ):
-    name = _VARIANTS[variant].format(base)
-    input_shape, num_classes = check_build_args(name, input_shape, num_classes)
     dropout_input = check_rate(dropout_input, "dropout_input")
     dropout = check_rate(dropout, "dropout")
-    downsample = downsample_spec(name, downsample)
     defaults = {"conv": {"kernel_initializer": kernel_initializer}}
 
     inputs = keras.Input(shape=input_shape, name="input")
@@ -168,7 +165,7 @@ def _build(
     outputs = apply_head(
         x, num_classes, kernel_initializer=kernel_initializer, class_activation=class_activation
     )
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, outputs)
 
 
 def _conv_params(kernel_size, in_channels, filters):

@@ -10,7 +10,7 @@ from keras import ops
 from kerascnn import layers
 from kerascnn.models._utils import apply_predictions
 from kerascnn.models.downsampling import make_downsampling
-from kerascnn.models.registry import check_build_args, downsample_spec, register
+from kerascnn.models.registry import register
 
 __all__ = ["C3_CONNECTIONS", "lenet5", "lenet5_classic", "scaled_tanh"]
 
@@ -103,19 +103,16 @@ def lenet5(input_shape=(28, 28, 1), num_classes=10, downsample=None):
     - [LeCun, Bottou, Bengio and Haffner, "Gradient-Based Learning Applied to Document
       Recognition", Proceedings of the IEEE, 1998](https://doi.org/10.1109/5.726791)
     """
-    input_shape, num_classes = check_build_args("lenet5", input_shape, num_classes)
-    spec = downsample_spec("lenet5", downsample)
-
     inputs = keras.Input(shape=input_shape, name="input")
     x = keras.layers.Conv2D(6, 5, padding="same", activation="relu", name="conv1")(inputs)
-    x = make_downsampling(spec, pool_size=2, strides=2, padding="valid", name="down1")(x)
+    x = make_downsampling(downsample, pool_size=2, strides=2, padding="valid", name="down1")(x)
     x = keras.layers.Conv2D(16, 5, padding="valid", activation="relu", name="conv2")(x)
-    x = make_downsampling(spec, pool_size=2, strides=2, padding="valid", name="down2")(x)
+    x = make_downsampling(downsample, pool_size=2, strides=2, padding="valid", name="down2")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(120, activation="relu", name="fc1")(x)
     x = keras.layers.Dense(84, activation="relu", name="fc2")(x)
     x = keras.layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, apply_predictions(x), name="lenet5")
+    return keras.Model(inputs, apply_predictions(x))
 
 
 @register(
@@ -180,8 +177,6 @@ def lenet5_classic(input_shape=(32, 32, 1), num_classes=10, downsample=None):
     - [LeCun, Bottou, Bengio and Haffner, "Gradient-Based Learning Applied to Document
       Recognition", Proceedings of the IEEE, 1998](https://doi.org/10.1109/5.726791)
     """
-    input_shape, num_classes = check_build_args("lenet5_classic", input_shape, num_classes)
-    spec = downsample_spec("lenet5_classic", downsample)
     defaults = {
         "subsample": {"activation": scaled_tanh},
         "conv": {"activation": scaled_tanh},
@@ -189,7 +184,7 @@ def lenet5_classic(input_shape=(32, 32, 1), num_classes=10, downsample=None):
 
     def down(x, name):
         return make_downsampling(
-            spec, pool_size=2, strides=2, padding="valid", name=name, defaults=defaults
+            downsample, pool_size=2, strides=2, padding="valid", name=name, defaults=defaults
         )(x)
 
     inputs = keras.Input(shape=input_shape, name="input")
@@ -209,4 +204,4 @@ def lenet5_classic(input_shape=(32, 32, 1), num_classes=10, downsample=None):
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(84, activation=scaled_tanh, name="fc1")(x)
     x = keras.layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, apply_predictions(x), name="lenet5_classic")
+    return keras.Model(inputs, apply_predictions(x))

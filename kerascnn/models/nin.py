@@ -27,19 +27,17 @@ import keras
 from kerascnn import layers
 from kerascnn.models._utils import apply_predictions, check_rate, fresh, fresh_defaults
 from kerascnn.models.downsampling import make_downsampling
-from kerascnn.models.registry import check_build_args, downsample_spec, register
+from kerascnn.models.registry import register
 
 __all__ = ["nin", "nin_mnist"]
 
 _MIN_SIZE = 1  # 'same' padding everywhere: every map keeps at least one pixel
 
 
-def _build_nin(name, blocks, input_shape, num_classes, downsample, dropout, kernel_initializer):
+def _build_nin(blocks, input_shape, num_classes, downsample, dropout, kernel_initializer):
     """`blocks`: per mlpconv block, (filters of the k x k and 1x1 convs, k); the last block's
     final entry is replaced by `num_classes`."""
-    input_shape, num_classes = check_build_args(name, input_shape, num_classes)
     dropout = check_rate(dropout, "dropout")
-    spec = downsample_spec(name, downsample)
     defaults = {"conv": {"kernel_initializer": kernel_initializer}}
 
     inputs = keras.Input(shape=input_shape, name="input")
@@ -59,7 +57,7 @@ def _build_nin(name, blocks, input_shape, num_classes, downsample, dropout, kern
         if index == last:
             break
         x = make_downsampling(
-            spec,
+            downsample,
             pool_size=3,
             strides=2,
             padding="same",
@@ -68,7 +66,7 @@ def _build_nin(name, blocks, input_shape, num_classes, downsample, dropout, kern
         )(x)
         x = keras.layers.Dropout(dropout, name=f"drop{index}")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    return keras.Model(inputs, apply_predictions(x), name=name)
+    return keras.Model(inputs, apply_predictions(x))
 
 
 @register(
@@ -127,7 +125,7 @@ def nin(
     """
     blocks = (((192, 160, 96), 5), ((192, 192, 192), 5), ((192, 192, None), 3))
     return _build_nin(
-        "nin", blocks, input_shape, num_classes, downsample, dropout, kernel_initializer
+        blocks, input_shape, num_classes, downsample, dropout, kernel_initializer
     )
 
 
@@ -187,5 +185,5 @@ def nin_mnist(
     """
     blocks = (((96, 64, 48), 5), ((128, 96, 48), 5), ((128, 96, None), 5))
     return _build_nin(
-        "nin_mnist", blocks, input_shape, num_classes, downsample, dropout, kernel_initializer
+        blocks, input_shape, num_classes, downsample, dropout, kernel_initializer
     )

@@ -1,18 +1,22 @@
 """A registry of architecture builders by name, and the `build` entry point.
 
 Builders register themselves with the `register` decorator; `build(name, ...)` looks one up
-and calls it, so a configuration file can name an architecture as a string:
+and calls it, so a configuration file can name an architecture as a string. The name is said
+once, to `register`: the registered builder receives its `input_shape` and `num_classes`
+checked (`check_build_args`) and its `downsample` spec resolved (`downsample_spec`, the
+architecture's own kind for `None`), and the model it returns is named after it:
 
 ```python
 @register("my_net", input_shape=(32, 32, 3), min_size=8, description="...")
 def my_net(input_shape=(32, 32, 3), num_classes=10, downsample=None):
-    ...
+    ...   # input_shape a tuple of ints, downsample the spec to build with
 
-model = build("my_net", (32, 32, 3), num_classes=10)
+model = build("my_net", (32, 32, 3), num_classes=10)   # model.name == "my_net"
 ```
 """
 
 import dataclasses
+import functools
 import inspect
 import numbers
 from collections.abc import Callable, Sequence
@@ -83,7 +87,8 @@ def register(
         default_downsample: the kind `downsample=None` builds (the paper's choice).
 
     Returns:
-        A decorator that registers the builder and returns it unchanged.
+        A decorator that registers the builder and returns it with its arguments checked and
+        its model named `name` (see the module docstring).
     """
     if not isinstance(name, str) or not name:
         raise ValueError(
@@ -100,16 +105,31 @@ def register(
         )
 
     def decorator(builder):
+        signature = inspect.signature(builder)
+
+        @functools.wraps(builder)
+        def registered(*args, **kwargs):
+            call = signature.bind(*args, **kwargs)
+            call.apply_defaults()
+            given = call.arguments
+            given["input_shape"], given["num_classes"] = check_build_args(
+                name, given["input_shape"], given["num_classes"]
+            )
+            given["downsample"] = downsample_spec(name, given["downsample"])
+            model = builder(*call.args, **call.kwargs)
+            model.name = name
+            return model
+
         _REGISTRY[name] = ModelInfo(
             name=name,
-            builder=builder,
+            builder=registered,
             input_shape=input_shape,
             min_size=int(min_size),
             description=description,
             pluggable_downsample=bool(pluggable_downsample),
             default_downsample=default_downsample,
         )
-        return builder
+        return registered
 
     return decorator
 

@@ -55,7 +55,7 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(store, monkeypatch):
 
     real = fit_module.make_callbacks
     monkeypatch.setattr(fit_module, "make_callbacks",
-                        lambda *args: [*real(*args), _SigtermAt(2)])
+                        lambda *args: [_SigtermAt(2), *real(*args)])
     with pytest.raises(Interrupted) as info:
         train(compose_config(*overrides, "tracking.run_name=cut"))
     run_id = info.value.run_id
@@ -122,7 +122,7 @@ def test_resume_names_the_keys_that_differ(store, monkeypatch):
 
     real = fit_module.make_callbacks
     monkeypatch.setattr(fit_module, "make_callbacks",
-                        lambda *args: [*real(*args), _SigtermAt(1)])
+                        lambda *args: [_SigtermAt(1), *real(*args)])
     with pytest.raises(Interrupted) as info:
         train(compose_config(*QUIET, "trainer.epochs=2"))
     run_id = info.value.run_id
