@@ -172,8 +172,9 @@ def _mirrored_strategy(gpus) -> tf.distribute.Strategy:
 def choose_runtime(precision: str = "auto", jit_compile: Any = "auto", distribute: str = "auto",
                    threads: Any = "auto") -> Runtime:
     """Resolve ``auto`` settings: mixed float16 and XLA on a capable GPU, float32 and no XLA
-    on the CPU (where XLA measured about 2x slower for LeNet-5); MirroredStrategy on several
-    GPUs (and then no XLA unless asked); each job of a parallel sweep its share of the cores."""
+    on the CPU (where compiling costs these small models more than it saves); MirroredStrategy
+    on several GPUs (and then no XLA unless asked); each job of a parallel sweep its share of
+    the cores."""
     if distribute not in DISTRIBUTE:
         raise ValueError(f"Invalid value for argument `distribute`. Expected one of "
                          f"{', '.join(DISTRIBUTE)}. Received: distribute={distribute!r}")
