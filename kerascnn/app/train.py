@@ -175,10 +175,12 @@ def _callbacks(job: Job) -> list:
         ThroughputCallback,
         learned_p_layers,
     )
+    from kerascnn.app.tracking.health import StallCheck
 
     trainer = job.config.trainer
     callbacks = [keras.callbacks.LearningRateScheduler(job.schedule),
-                 ThroughputCallback(job.pipelines.num_train)]
+                 ThroughputCallback(job.pipelines.num_train),
+                 StallCheck(job.pipelines.num_classes)]  # tags kerascnn.health ok | stalled
     if learned_p_layers(job.model):
         callbacks.append(LearnedPCallback())
     if trainer.early_stopping_patience:
