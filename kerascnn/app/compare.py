@@ -45,7 +45,8 @@ __all__ = ["RunsNotFoundError", "compare_runs", "default_output", "format_table"
 PROG = "kerascnn.compare"
 
 
-def store_options(parser: argparse.ArgumentParser) -> None:
+def store_options(parser: argparse.ArgumentParser, experiment_default: str | None = "kerascnn",
+                  experiment_help: str = "ignored with --parent") -> None:
     """``--tracking-uri`` and ``--experiment``, shared with ``kerascnn.report``."""
     from kerascnn.app.tracking.store import resolve_tracking_uri
 
@@ -55,8 +56,8 @@ def store_options(parser: argparse.ArgumentParser) -> None:
              "runs/mlflow.db; now: %(default)s)",
     )
     parser.add_argument(
-        "--experiment", default="kerascnn",
-        help="experiment name (default: %(default)s); ignored with --parent",
+        "--experiment", default=experiment_default,
+        help=f"experiment name (default: %(default)s); {experiment_help}",
     )
 
 
