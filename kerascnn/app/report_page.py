@@ -2,10 +2,11 @@
 
 Everything is inside the file: the pictures are PNGs in ``data:`` URIs, the style is inline,
 there is no script and no address outside the page (runs are named by their ids), so the page
-renders the same in MLflow's artifact viewer, in a browser from disk, or mailed. It shows the summary table, each group's mean with
-its 95% interval, accuracy against parameter count and against time per epoch, the mean
-learning curves with a band of one standard deviation per kind, the learned p, the stalled
-runs, and a reading in words of what the corrected tests support.
+renders the same in MLflow's artifact viewer, in a browser from disk, or mailed. It shows the
+summary table, each group's mean with its 95% interval, accuracy against parameter count and
+against time per epoch, the mean learning curves with a band of one standard deviation per
+kind, the learned p, the stalled runs, and a reading in words of what the corrected tests
+support.
 """
 
 from __future__ import annotations
@@ -235,7 +236,8 @@ def _stalled_runs(study: Study) -> str:
         f"<td>{_fmt(r['seed'])}</td><td>{_fmt(r['loss'])}</td><td>{_fmt(r['val_accuracy'])}"
         f"</td><td>{_fmt(r['test_accuracy'])}</td></tr>" for _, r in runs.iterrows())
     return ("<table><thead><tr><th>run</th><th>run id</th><th>group</th><th>seed</th>"
-            f"<th>last loss</th><th>last val_accuracy</th><th>test_accuracy</th></tr></thead>{rows}</table>")
+            "<th>last loss</th><th>last val_accuracy</th><th>test_accuracy</th></tr></thead>"
+            f"{rows}</table>")
 
 
 def page(summary: pd.DataFrame, study: Study, p_pictures: dict[str, bytes]) -> str:

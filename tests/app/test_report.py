@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from kerascnn.app import report
-from kerascnn.app.study_summary import COLUMNS
+from kerascnn.app.study_summary import COLUMNS, collect_study, summarize
 from kerascnn.app.tracking.tags import HEALTH, PARENT
 
 SEEDS = 4
@@ -66,16 +67,17 @@ def study(tmp_path_factory):
                   "model.num_params": str(PARAMS[truth["model"]])}
         if truth["p"] is not None:
             params["downsample.p"] = truth["p"]
-        for key, value in params.items():
-            client.log_param(run_id, key, value)
+        metrics = [Metric("test_accuracy", truth["accuracy"], START, 0)]
         for epoch, stamp in enumerate(truth["stamps"]):
-            client.log_metric(run_id, "loss", 2.3 / (epoch + 1), timestamp=stamp, step=epoch)
-            client.log_metric(run_id, "val_accuracy", truth["accuracy"] - 0.1 / (epoch + 1),
-                              timestamp=stamp, step=epoch)
+            metrics += [Metric("loss", 2.3 / (epoch + 1), stamp, epoch),
+                        Metric("val_accuracy", truth["accuracy"] - 0.1 / (epoch + 1), stamp,
+                               epoch)]
         if truth["p_mean"] is not None:
-            for stat, value in (("mean", truth["p_mean"]), ("min", 1.2), ("max", 6.0)):
-                client.log_metric(run_id, f"p/down1/{stat}", value, step=EPOCHS - 1)
-        client.log_metric(run_id, "test_accuracy", truth["accuracy"])
+            metrics += [Metric(f"p/down1/{stat}", value, START, EPOCHS - 1)
+                        for stat, value in (("mean", truth["p_mean"]), ("min", 1.2),
+                                            ("max", 6.0))]
+        client.log_batch(run_id, metrics=metrics,
+                         params=[Param(k, v) for k, v in params.items()])
         client.set_terminated(run_id)
     killed = client.create_run(experiment_id, run_name="killed", tags={PARENT: parent})
     client.log_param(killed.info.run_id, "model.name", "lenet5")
@@ -136,31 +138,41 @@ def _expected(include_stalled: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("group")
 
 
-@pytest.mark.parametrize("include_stalled", [False, True])
-def test_summary_matches_numpy_and_scipy(study, include_stalled, tmp_path):
-    written = report.write_report(study["uri"], study["parent"], include_stalled=include_stalled)
-    csv = study["client"].download_artifacts(study["parent"], "report/summary.csv",
-                                             str(tmp_path))
-    text = Path(csv).read_text()
-    assert text.splitlines()[0] == ",".join(COLUMNS)  # exactly these columns, in this order
-    got = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""])
-    expected = _expected(include_stalled)
-    assert sorted(got["group"]) == sorted(expected.index)
-    got = got.set_index("group")
+@pytest.fixture(scope="module")
+def written(study):
+    """The report with its defaults, written once for the tests that read it."""
+    return report.write_report(study["uri"], study["parent"])
+
+
+def _check(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert sorted(got.index) == sorted(expected.index)
     for column in ("n", "mean", "std", "ci_low", "ci_high", "params", "seconds_per_epoch",
                    "stalled", "p_value", "p_holm"):
         np.testing.assert_allclose(got[column].astype(float),
                                    expected.loc[got.index, column].astype(float),
                                    rtol=1e-9, atol=1e-12, err_msg=column)
+
+
+def test_summary_csv_matches_numpy_and_scipy(study, written, tmp_path):
+    csv = study["client"].download_artifacts(study["parent"], "report/summary.csv",
+                                             str(tmp_path))
+    text = Path(csv).read_text()
+    assert text.splitlines()[0] == ",".join(COLUMNS)  # exactly these columns, in this order
+    got = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""])
+    _check(got.set_index("group"), _expected())
     # the baseline has no p-value (an empty cell), and comes first in its model's rows
     assert re.search(r"^lenet5/max/-,4,[^,]+,[^,]+,[^,]+,[^,]+,,,61706,", text, re.M)
-    assert list(got.index[:1]) == ["allcnn/max/-"]
+    assert got["group"].iloc[0] == "allcnn/max/-"
     assert written.page.endswith("report/index.html") and Path(written.page).is_file()
     assert written.link.endswith(f"/runs/{study['parent']}?workflowType=machine_learning")
 
 
-def test_the_reading_names_what_differs(study):
-    written = report.write_report(study["uri"], study["parent"])
+def test_stalled_runs_counted_when_asked(study):
+    summary = summarize(collect_study(study["uri"], study["parent"]), include_stalled=True)
+    _check(summary.set_index("group"), _expected(include_stalled=True))
+
+
+def test_the_reading_names_what_differs(written):
     summary = written.summary.set_index("group")
     page = Path(written.page).read_text()
     assert summary.loc["lenet5/pnorm/3", "p_holm"] < 0.05  # the clear winner of the data
@@ -173,9 +185,8 @@ def test_the_reading_names_what_differs(study):
 
 
 def test_another_baseline_and_grouping(study):
-    written = report.write_report(study["uri"], study["parent"],
-                                  keys=["model.name", "downsample.name"], baseline="mean")
-    summary = written.summary
+    summary = summarize(collect_study(study["uri"], study["parent"],
+                                      keys=["model.name", "downsample.name"]), baseline="mean")
     assert summary.attrs["baselines"] == {"lenet5": "lenet5/mean"}
     lenet5 = summary[summary["group"].str.startswith("lenet5/")]
     assert lenet5["group"].iloc[0] == "lenet5/mean"  # the baseline first; allcnn has none
@@ -222,7 +233,7 @@ def test_errors_are_one_line_and_write_nothing(study, args, fragment, tmp_path):
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_the_page_opens_in_chromium_without_errors(study):
+def test_the_page_opens_in_chromium_without_errors(written):
     from tests.app.browser import LAUNCH_ARGS, ensure_chromium
 
     try:
@@ -233,7 +244,6 @@ def test_the_page_opens_in_chromium_without_errors(study):
 
     from tests.app.browser import CHROMIUM
 
-    written = report.write_report(study["uri"], study["parent"])
     problems: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
