@@ -267,3 +267,25 @@ def test_the_page_opens_in_chromium_without_errors(written):
     for heading in ("Reading", "Summary", "Means and 95% intervals", "Mean learning curves",
                     "Learned p", "Stalled runs"):
         assert heading in headings
+
+
+def test_the_sweep_writes_the_report_at_its_end(study, tmp_path, capsys):
+    """``experiment=downsampling_study`` sets the sweep callback's ``report``: its end hook."""
+    import shutil
+
+    from kerascnn.app.tracking.sweep import MlflowSweepCallback
+
+    shutil.copy(study["root"] / "mlflow.db", tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    page = Path(report._artifact_location(client, study["parent"], "index.html"))
+    before = page.stat().st_mtime_ns if page.exists() else 0
+    callback = MlflowSweepCallback(report=True)
+    callback._parent, callback._uri = study["parent"], uri  # as on_multirun_start leaves them
+    callback._end_parent("FINISHED")
+    out = capsys.readouterr().out
+    assert re.search(r"^Report: .+report/index\.html$", out, re.M), out
+    assert out.index("Compare: python -m kerascnn.compare") < out.index("Report: ")
+    assert page.stat().st_mtime_ns > before  # written now, by the hook
+    assert {a.path for a in client.list_artifacts(study["parent"], "report")} == {
+        "report/summary.csv", "report/index.html"}
