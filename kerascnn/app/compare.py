@@ -38,6 +38,7 @@ from kerascnn.app.compare_plots import plot_groups, plot_runs
 from kerascnn.app.group_stats import group_runs, is_stalled
 from kerascnn.app.runs_query import RunsNotFoundError, compare_runs, lower_is_better
 from kerascnn.app.tables import format_table, terminal_width
+from kerascnn.app.tracking.tags import HEALTH
 
 __all__ = ["RunsNotFoundError", "compare_runs", "default_output", "format_table", "group_runs",
            "main", "plot_groups", "plot_runs"]
@@ -118,13 +119,13 @@ def _say_stalled(table, keys: list[str], include_stalled: bool) -> None:
     stalled = int(table["stalled"].sum()) if keys else int(is_stalled(table).sum())
     if not stalled:
         return
-    runs = "run" if stalled == 1 else "runs"
+    runs = f"{stalled} run" if stalled == 1 else f"{stalled} runs"
     if not keys:
-        print(f"{stalled} stalled {runs} (health: stalled): they sat at chance")
+        print(f"stalled: {runs} sat at chance (tag {HEALTH}=stalled)")
     elif include_stalled:
-        print(f"{stalled} stalled {runs} counted in the means (--include-stalled)")
+        print(f"stalled: {runs} counted in the means (--include-stalled)")
     else:
-        print(f"{stalled} stalled {runs} left out of the means (n counts the others; "
+        print(f"stalled: {runs} left out of the means (n counts the others; "
               "--include-stalled counts them)")
 
 

@@ -353,7 +353,7 @@ def test_stalled_runs_are_marked_and_left_out_of_means(stalled_store, include_st
     out = capsys.readouterr().out
     assert out.splitlines()[2].split()[:4] == ["#", "downsample.name", "n", "stalled"]
     said = "counted in the means" if include_stalled else "left out of the means"
-    assert f"1 stalled run {said}" in out
+    assert f"stalled: 1 run {said}" in out
     # ungrouped: the stalled run is marked in a health column
     compare.main(["--tracking-uri", stalled_store["uri"], "--parent", stalled_store["parent"],
                   "--output", str(tmp_path / "r.png")])
@@ -361,4 +361,4 @@ def test_stalled_runs_are_marked_and_left_out_of_means(stalled_store, include_st
     rows = [line.split() for line in out.splitlines()[2:8]]  # below the title and header
     assert [row[2] for row in rows] == ["ok"] * 5 + ["stalled"]  # ranked last, and marked
     assert rows[-1][3] == "0.1000"
-    assert "1 stalled run (health: stalled)" in out
+    assert "stalled: 1 run sat at chance (tag kerascnn.health=stalled)" in out
