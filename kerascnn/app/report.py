@@ -16,6 +16,8 @@ report by itself when its sweep ends.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -40,13 +42,28 @@ class Report:
     link: str
 
 
+@contextlib.contextmanager
+def _no_progress_bars():
+    """MLflow draws a progress bar on stderr per download unless its setting says not to."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
 def _p_pictures(study) -> dict[str, bytes]:
     """The learned-p pictures the runs logged (``plots/learned_p.png``), caption -> PNG."""
     from mlflow.exceptions import MlflowException
 
     pictures: dict[str, bytes] = {}
     runs = study.runs[study.runs["p"].map(bool)].sort_values(["group", "seed"])
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, _no_progress_bars():
         for _, run in runs.iterrows():
             if len(pictures) >= MAX_P_PICTURES:
                 break
