@@ -21,6 +21,7 @@ from kerascnn.app.config import Config
 from kerascnn.app.preflight import Plan
 from kerascnn.app.signals import SignalStop
 from kerascnn.app.tracking.callbacks import LearnedPCallback, ThroughputCallback, learned_p_layers
+from kerascnn.app.tracking.health import StallCheck
 
 
 def make_callbacks(conf: Config, job: Job, stop: SignalStop,
@@ -34,7 +35,8 @@ def make_callbacks(conf: Config, job: Job, stop: SignalStop,
                                        base_learning_rate=conf.optimizer.learning_rate,
                                        epochs=conf.trainer.epochs)
     callbacks = [keras.callbacks.LearningRateScheduler(schedule),
-                 ThroughputCallback(job.pipelines.num_train)]
+                 ThroughputCallback(job.pipelines.num_train),
+                 StallCheck(job.pipelines.num_classes)]  # tags kerascnn.health ok | stalled
     if learned_p_layers(job.model):
         callbacks.append(LearnedPCallback())
     trainer = conf.trainer

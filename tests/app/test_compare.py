@@ -9,6 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from kerascnn.app import compare
+from kerascnn.app.tracking.tags import HEALTH, PARENT
 
 CHILDREN = {
     # name: (downsample.name, val_accuracy per epoch, test_accuracy)
@@ -162,15 +163,21 @@ def test_wide_table_wraps_within_100_columns():
     assert max(len(line) for line in lines) <= 100
     blocks = [block.splitlines() for block in text.split("\n\n")]
     assert len(blocks) >= 2
-    for block in blocks:  # every block repeats the rank and the run
-        assert block[0].split()[:2] == ["#", "run"]
-        assert [line.split()[1] for line in block[1:4]] == [
+    for block in blocks:  # every block repeats the rank and the run; long headers fold above
+        header = next(i for i, line in enumerate(block) if line.startswith("#"))
+        assert block[header].split()[:2] == ["#", "run"]
+        assert [line.split()[1] for line in block[header + 1:header + 4]] == [
             f"long-run-name-{i}" for i in range(3)]
     assert "0.3123" in text and "0.31234567" not in text
     assert "test_err" not in text  # 1 - test_acc
-    shown = " ".join(text.split())
+    # long headers fold over the lines above their column; a wide terminal shows them whole
+    wide = compare.format_table(table, width=400)
+    assert "\n\n" not in wide and len(wide.splitlines()) == 4
     for k in range(6):
-        assert f"optimizer.some_long_parameter_{k}" in shown
+        assert f"optimizer.some_long_parameter_{k}" in wide
+    values = [line.split()[3:] for block in blocks for line in block
+              if line.split()[:1] in (["1"], ["2"], ["3"])]
+    assert sum(len(v) for v in values) == 3 * (6 + 2)  # every value is shown, once
 
 
 def test_png_goes_beside_the_store(store, tmp_path, monkeypatch, capsys):
@@ -303,3 +310,55 @@ def test_missing_store_and_empty_parent(store, tmp_path):
     # a run without children
     with pytest.raises(SystemExit, match="no finished runs in parent run"):
         compare.main(["--tracking-uri", store["uri"], "--parent", store["outside"]])
+
+
+@pytest.fixture(scope="module")
+def stalled_store(tmp_path_factory):
+    """Two kinds x three seeds; one max run sat at chance (tag kerascnn.health=stalled)."""
+    root = tmp_path_factory.mktemp("stalled")
+    uri = f"sqlite:///{root}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment("kerascnn", artifact_location=(root / "a").as_uri())
+    parent = client.create_run(experiment_id, run_name="sweep").info.run_id
+    for kind, accuracies in STALLED_SEEDS.items():
+        for seed, test in enumerate(accuracies):
+            health = "stalled" if (kind, seed) == ("max", 2) else "ok"
+            _log_run(client, experiment_id, f"downsample={kind},trainer.seed={seed}",
+                     {"downsample.name": kind, "trainer.seed": str(seed)}, [test], test,
+                     tags={PARENT: parent, HEALTH: health})
+    client.set_terminated(parent)
+    return {"uri": uri, "parent": parent}
+
+
+STALLED_SEEDS = {"max": [0.90, 0.94, 0.10], "mean": [0.85, 0.87, 0.86]}
+
+
+@pytest.mark.parametrize("include_stalled", [False, True])
+def test_stalled_runs_are_marked_and_left_out_of_means(stalled_store, include_stalled, tmp_path,
+                                                       capsys):
+    table = compare.compare_runs(stalled_store["uri"], parent=stalled_store["parent"],
+                                 keep=["downsample.name"])
+    assert table.set_index("run")["health"].to_dict()["downsample=max,trainer.seed=2"] == (
+        "stalled")
+    grouped = compare.group_runs(table, ["downsample.name"], include_stalled=include_stalled)
+    row = grouped.set_index("downsample.name").loc["max"]
+    counted = STALLED_SEEDS["max"] if include_stalled else STALLED_SEEDS["max"][:2]
+    assert (row["n"], row["stalled"]) == (len(counted), 1)
+    np.testing.assert_allclose(row["test_accuracy"], np.mean(counted))
+    np.testing.assert_allclose(row["test_accuracy_std"], np.std(counted, ddof=1))
+
+    flag = ["--include-stalled"] if include_stalled else []
+    compare.main(["--tracking-uri", stalled_store["uri"], "--parent", stalled_store["parent"],
+                  "--group-by", "downsample.name", "--output", str(tmp_path / "g.png"), *flag])
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].split()[:4] == ["#", "downsample.name", "n", "stalled"]
+    said = "counted in the means" if include_stalled else "left out of the means"
+    assert f"stalled: 1 run {said}" in out
+    # ungrouped: the stalled run is marked in a health column
+    compare.main(["--tracking-uri", stalled_store["uri"], "--parent", stalled_store["parent"],
+                  "--output", str(tmp_path / "r.png")])
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()[2:8]]  # below the title and header
+    assert [row[2] for row in rows] == ["ok"] * 5 + ["stalled"]  # ranked last, and marked
+    assert rows[-1][3] == "0.1000"
+    assert "stalled: 1 run sat at chance (tag kerascnn.health=stalled)" in out

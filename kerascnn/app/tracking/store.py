@@ -53,10 +53,8 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     Next to a SQLite file (``<dir of mlflow.db>/mlartifacts/<experiment>``); ``None`` for any
     other store, so that a tracking server uses its own artifact store.
     """
-    if tracking_uri.startswith("sqlite:///"):
-        db_path = Path(tracking_uri[len("sqlite:///"):])
-        return (db_path.parent / "mlartifacts" / experiment).as_uri()
-    return None
+    db_path = sqlite_path(tracking_uri)
+    return None if db_path is None else (db_path.parent / "mlartifacts" / experiment).as_uri()
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:

@@ -122,8 +122,9 @@ def _swept_keys(config: DictConfig) -> list[str]:
 class MlflowSweepCallback(Callback):
     """Hydra callback: one MLflow parent run per multirun, one child per job."""
 
-    def __init__(self, objective: str = OBJECTIVE) -> None:
+    def __init__(self, objective: str = OBJECTIVE, report: bool = False) -> None:
         self.objective = objective
+        self.report = report  # write the study report (kerascnn.report) when the sweep ends
         self._parent: str | None = None
         self._uri: str | None = None
         self._previous: dict[int, Any] = {}
@@ -284,6 +285,10 @@ class MlflowSweepCallback(Callback):
               f"parent run {parent}\nOpen it: {run_url(self._uri, experiment_id, parent)}"
               + (f"\n  ({hint})" if hint else "")
               + f"\nCompare: python -m kerascnn.compare --parent {parent}", flush=True)
+        if self.report and status == "FINISHED":
+            from kerascnn.app.report import report_after_sweep
+
+            report_after_sweep(self._uri, parent)
 
     # -- each job (in the launcher's process) -------------------------------------------
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
