@@ -15,7 +15,7 @@ import json
 import subprocess
 import sys
 import zipfile
-from importlib.metadata import Distribution, distribution
+from importlib.metadata import Distribution, distributions
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -30,7 +30,11 @@ class WheelError(RuntimeError):
 
 def package_wheel(directory: Path) -> Path:
     """Write the installed kerascnn into ``directory`` as a wheel; return the wheel's path."""
-    dist = distribution(PACKAGE)
+    # The installation pip recorded (it writes INSTALLER), not a build's `kerascnn.egg-info`
+    # that a checkout on sys.path may hold.
+    dist = next((d for d in distributions(name=PACKAGE) if d.read_text("INSTALLER")), None)
+    if dist is None:
+        raise WheelError(f"{PACKAGE} is not installed (pip install it, or pip install -e .)")
     direct = json.loads(dist.read_text("direct_url.json") or "{}")
     if "dir_info" in direct:
         return _build(Path(unquote(urlparse(direct["url"]).path)), directory)
