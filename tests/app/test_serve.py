@@ -117,27 +117,33 @@ def test_import_kerascnn_is_enough_for_keras_and_the_keras_flavour(logged):
     np.testing.assert_allclose(flavour, logged.expected, rtol=1e-5, atol=1e-6)
 
 
-def test_mlflow_models_serve_answers_invocations(logged):
+def _serve_and_ask(logged, model: str, env_manager: str, timeout: float) -> np.ndarray:
+    """``mlflow models serve -m MODEL --env-manager ...``: the probabilities ``/invocations``
+    answers for the images, posted as a client would."""
     port = free_port()
-    log = logged.root / "serve.log"
-    cmd = [*mlflow_command(), "models", "serve", "-m", logged.model_uri, "--env-manager",
-           "local", "--host", HOST, "--port", str(port)]
+    log = logged.root / f"serve-{env_manager}.log"
+    cmd = [*mlflow_command(), "models", "serve", "-m", model, "--env-manager", env_manager,
+           "--host", HOST, "--port", str(port)]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=logged.root, env=logged.env, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     url = f"http://{HOST}:{port}"
     try:
-        wait_for(lambda: _answers(f"{url}/ping"), 300, "mlflow models serve", proc=proc, log=log)
+        wait_for(lambda: _answers(f"{url}/ping"), timeout, f"mlflow models serve ({env_manager})",
+                 proc=proc, log=log)
         request = urllib.request.Request(f"{url}/invocations",
                                          data=(logged.root / "images.json").read_bytes(),
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=120) as answer:
-            got = np.asarray(json.loads(answer.read())["predictions"])
+            return np.asarray(json.loads(answer.read())["predictions"])
     finally:
         stop_group(proc)
+
+
+def test_mlflow_models_serve_answers_invocations(logged):
+    got = _serve_and_ask(logged, logged.model_uri, "local", timeout=300)
     np.testing.assert_allclose(got, logged.expected, rtol=1e-5, atol=1e-6)
-    assert "kerascnn" not in " ".join(cmd)
 
 
 def _answers(url: str) -> bool:
@@ -167,25 +173,22 @@ def _index_reachable() -> str | None:
 
 
 def test_virtualenv_env_manager_builds_from_the_model_alone(logged, tmp_path):
-    """``--env-manager virtualenv``: a new environment from the model's requirements, its
-    kerascnn from the wheel inside the model (no index holds it), the rest from the index."""
+    """``mlflow models serve --env-manager virtualenv``: a new environment (Python from pyenv)
+    from the model's requirements, its kerascnn from the wheel inside the model (no index
+    holds it), the rest from the package index."""
     reason = _index_reachable()
     if reason:
         pytest.skip(reason)
-    folder = Path(mlflow.artifacts.download_artifacts(logged.info.model_uri,
-                                                      dst_path=str(tmp_path / "model")))
-    out = tmp_path / "predicted.json"
-    env_root = tmp_path / "envs"
+    folder = mlflow.artifacts.download_artifacts(logged.info.model_uri,
+                                                 dst_path=str(tmp_path / "model"))
+    env_root = tmp_path / "envs"  # a fresh environment, not one MLflow built before
     logged.env["MLFLOW_ENV_ROOT"] = str(env_root)
     try:
-        _run([*mlflow_command(), "models", "predict", "-m", str(folder), "--env-manager",
-              "virtualenv", "-i", str(logged.root / "images.json"), "-t", "json",
-              "-o", str(out)], logged, timeout=1500)
+        got = _serve_and_ask(logged, folder, "virtualenv", timeout=1500)
     finally:
         logged.env.pop("MLFLOW_ENV_ROOT")
-    got = np.asarray(json.loads(out.read_text())["predictions"])
     np.testing.assert_allclose(got, logged.expected, rtol=1e-5, atol=1e-6)
-    (python,) = env_root.glob("**/bin/python")
+    (python,) = env_root.glob("*/bin/python")
     where = subprocess.run([str(python), "-c", "import kerascnn; print(kerascnn.__file__)"],
                            capture_output=True, text=True, env=logged.env, cwd=tmp_path)
-    assert str(python.parents[1]) in where.stdout, where.stderr  # from the wheel, not the repo
+    assert str(python.parents[1]) in where.stdout, where.stderr  # the wheel's, not the repo's
