@@ -110,3 +110,22 @@ def test_serve_hint_quotes_paths_and_names_the_command_that_exists(tmp_path):
     command = hint.split("`")[1]
     assert shlex.split(command) == ["kerascnn-ui", "--runs-dir", str(installed)]
     assert links.serve_hint("https://mlflow.example.org") is None
+
+
+def test_a_missing_extra_is_named_before_hydra_looks_for_it(monkeypatch, capsys):
+    """``hparams_search=optuna`` without the sweep extra: the extra's name, not Hydra's
+    "Could not find 'hydra/sweeper/optuna'" (the plugin is hidden from the lookup)."""
+    import importlib.util
+
+    from kerascnn import train as train_module
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None
+                        if name == "hydra_plugins.hydra_optuna_sweeper" else real(name, *args))
+    monkeypatch.setattr(sys, "argv", ["kerascnn.train", "hparams_search=optuna"])
+    with pytest.raises(SystemExit) as exit_info:
+        train_module.main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "kerascnn.train: hparams_search=optuna needs the sweep extra (hydra-optuna-sweeper is "
+        'not installed): pip install "kerascnn[sweep]"']
