@@ -128,7 +128,8 @@ def export(model, fmt: str, output: Path, x) -> float:
         # Called first: the ONNX exporter refuses a loaded model that was never called.
         expected = np.asarray(model(x, training=False))
         try:
-            with _quiet_stdout():
+            with _quiet_stdout(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # the converters' NumPy notices
                 model.export(str(target), format=FORMATS[fmt], verbose=False)
         except Exception as exc:
             raise ExportError(f"Keras cannot export this model as {fmt}: "
