@@ -53,12 +53,10 @@ test-fast: $(TEST_STAMP)
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check kerascnn tests benchmarks
 
-## make ui: the MLflow UI over the default store (runs/, or $$KERASCNN_RUNS_DIR), on $(UI_HOST):$(UI_PORT).
+## make ui: the MLflow UI over the default store (runs/, or $$KERASCNN_RUNS_DIR), on $(UI_HOST):$(UI_PORT)
+## (kerascnn-ui, which a wheel install has too).
 ui: $(RUN_STAMP)
-	@$(PY) -m kerascnn.app.tracking.links --tracking-uri sqlite:///$(RUNS_DIR)/mlflow.db \
-	    --ui http://$(UI_HOST):$(UI_PORT)
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(RUNS_DIR)/mlflow.db \
-	    --default-artifact-root $(RUNS_DIR)/mlartifacts --host $(UI_HOST) --port $(UI_PORT)
+	@$(VENV)/bin/kerascnn-ui --runs-dir "$(RUNS_DIR)" --host "$(UI_HOST)" --port "$(UI_PORT)"
 
 bench: $(TEST_STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

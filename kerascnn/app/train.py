@@ -19,6 +19,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from kerascnn.app.config import register_configs  # noqa: E402
+from kerascnn.app.extras import missing_extra  # noqa: E402
 from kerascnn.app.settings import check_settings  # noqa: E402
 from kerascnn.app.tracking.store import runs_dir, runs_dir_problem  # noqa: E402
 
@@ -67,8 +68,13 @@ def hydra_main(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    """The command: a runs folder that cannot be written is refused before Hydra creates its
-    output folder in it (one line, status 1); then :func:`hydra_main`."""
+    """The command: a setting that needs an optional extra that is not installed (status 2), and
+    a runs folder that cannot be written (status 1), are refused in one line before Hydra looks
+    for its plugins or creates its output folder; then :func:`hydra_main`."""
+    missing = missing_extra(sys.argv[1:])
+    if missing:
+        print(f"kerascnn.train: {missing}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
     if not any(arg in PRINT_ONLY for arg in sys.argv[1:]):
         problem = runs_dir_problem()
         if problem:
