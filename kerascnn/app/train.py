@@ -175,6 +175,7 @@ def _callbacks(job: Job) -> list:
         ThroughputCallback,
         learned_p_layers,
     )
+    from kerascnn.app.tracking.pruning import trial_callbacks
 
     trainer = job.config.trainer
     callbacks = [keras.callbacks.LearningRateScheduler(job.schedule),
@@ -185,6 +186,7 @@ def _callbacks(job: Job) -> list:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=trainer.early_stopping_monitor, patience=trainer.early_stopping_patience,
             restore_best_weights=True))
+    callbacks.extend(trial_callbacks())  # a search's trial: report each epoch, maybe stop
     return callbacks  # train() adds the signal stop and the checkpoint, which logs each epoch
 
 
@@ -194,6 +196,7 @@ def _tags(cfg: DictConfig, job: Job) -> dict[str, str]:
 
     from kerascnn import __version__
     from kerascnn.app.tracking.run import git_commit, slurm_tags
+    from kerascnn.app.tracking.study import trial_tags
     from kerascnn.app.tracking.sweep import job_overrides
 
     tags = {
@@ -203,6 +206,7 @@ def _tags(cfg: DictConfig, job: Job) -> dict[str, str]:
         "jit_compile": str(job.runtime.jit_compile), "tensorflow.version": tf.__version__,
         "keras.version": keras.__version__, "keras.backend": keras.backend.backend(),
         "kerascnn.version": __version__, **job.runtime.tags(), **slurm_tags(),
+        **trial_tags(),
     }
     commit = git_commit()
     if commit:
