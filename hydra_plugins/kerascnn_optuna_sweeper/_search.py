@@ -183,6 +183,8 @@ class Search:
         space.find_conditions(functools.partial(self._has_key, list(space.fixed.values())))
         study = self.open_study()
         self.fail_dead_trials(study)
+        if study.get_trials(deepcopy=False):  # a seeded sampler must not repeat its points
+            study.sampler.reseed_rng()
         log.info("Study %s in %s: %d trials to reach", study.study_name, self.storage,
                  self.n_trials)
         while True:
