@@ -5,9 +5,10 @@ study in PostgreSQL, and the dashboard over it.
 Two searches are shared by the tests of the module:
 
 - ``stopped``: a study in a private PostgreSQL cluster (:mod:`tests.helpers.postgres`), a
-  median pruner, a random sampler over two learning rates (one that learns, one that does
-  not, so that the pruner has something to prune); stopped with SIGTERM once two trials have
-  ended, then the same command again until the study has its ``n_trials``.
+  median pruner, a random sampler (seeded: learning, not learning, failing, ...) over three
+  learning rates: one that learns, one that does not (the pruner has something to prune), one
+  the job refuses (a failed trial); stopped with SIGTERM once two trials have ended, then the
+  same command again until the study has its ``n_trials``.
 - ``parallel``: the default search space and the default SQLite study (``<runs>/optuna.db``),
   two trials at a time in joblib's worker processes.
 
@@ -34,12 +35,10 @@ from tests.helpers.postgres import postgres_cluster
 from tests.helpers.runs import REPO, failure, peak_overlap, sqlite_uri, sweep_family, train
 from tests.helpers.system import free_port, stop_group, wait_for
 
-pytestmark = pytest.mark.slow
-
 EPOCHS = 3
 SMALL = ["data.limit=256", "data.val_split=0.25", "trainer.batch_size=16", "trainer.verbose=0",
          "tracking.plots=false", "tracking.log_model=false"]
-GOOD_LR, BAD_LR = 0.01, 1e-07
+GOOD_LR, BAD_LR, FAILING_LR = 0.01, 1e-07, -1.0  # -1: refused in the job
 
 
 def _trials(storage: str, study: str) -> list:
@@ -54,6 +53,49 @@ def _env(runs_dir: Path) -> dict[str, str]:
             "MLFLOW_TRACKING_URI": sqlite_uri(runs_dir)}
 
 
+def test_the_default_space_samples_p_only_for_the_kinds_that_have_one():
+    """hparams_search=optuna's space: downsample.p is conditional on the kind, found by
+    composing each kind's config; each trial's overrides compose as its job's will."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    import kerascnn.app.train  # noqa: F401  (the app's structured configs and resolver)
+    from hydra_plugins.kerascnn_optuna_sweeper.space import SearchSpace
+
+    with initialize_config_module(config_module="kerascnn.conf", version_base="1.3"):
+        config = compose(config_name="config", overrides=["hparams_search=optuna"],
+                         return_hydra_config=True)
+        space = SearchSpace.parse(f"{k}={v}" for k, v in config.hydra.sweeper.params.items())
+
+        def has_key(group, option, key):
+            composed = compose(config_name="config", overrides=[f"{group}={option}"])
+            return OmegaConf.select(composed, key, default=None) is not None
+
+        space.find_conditions(has_key)
+        # The reference: the kinds whose own file sets p.
+        kinds = space.distributions["downsample"].choices
+        with_p = {k for k in kinds if "p" in OmegaConf.load(REPO / "conf/downsample" / f"{k}.yaml")}
+        assert with_p == {"pnorm", "pnorm_learned"}
+        assert space.conditions == {"downsample.p": ("downsample", with_p)}
+
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+        seen = set()
+        for _ in range(12):
+            trial = study.ask()
+            values = space.sample(trial)
+            assert ("downsample.p" in values) == (values["downsample"] in with_p)
+            overrides = space.overrides(values)
+            assert [o for o in overrides if "downsample.p" in o] == (
+                [f"++downsample.p={values['downsample.p']}"] if "downsample.p" in values else [])
+            composed = compose(config_name="config", overrides=overrides)
+            assert composed.downsample.name == values["downsample"]
+            if "downsample.p" in values:
+                assert composed.downsample.p == pytest.approx(values["downsample.p"])
+            study.tell(trial, 0.0)
+            seen.add(values["downsample"] in with_p)
+        assert seen == {True, False}
+
+
 @pytest.fixture(scope="module")
 def stopped(tmp_path_factory) -> SimpleNamespace:
     """The PostgreSQL study: a search stopped with SIGTERM after two trials, then resumed."""
@@ -65,9 +107,10 @@ def stopped(tmp_path_factory) -> SimpleNamespace:
         storage = pg.uri("optuna", "optuna", "optuna-test", driver="psycopg")
         args = ["hparams_search=optuna", "hydra.sweeper.n_trials=4",
                 f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=stopped",
-                "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0",
+                "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=8",
                 "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=1",
-                "hydra.sweeper.params=null", f"optimizer.learning_rate=choice({BAD_LR},{GOOD_LR})",
+                "hydra.sweeper.params=null",
+                f"optimizer.learning_rate=choice({BAD_LR},{GOOD_LR},{FAILING_LR})",
                 f"trainer.epochs={EPOCHS}", *SMALL]
         first = subprocess.Popen([sys.executable, "-m", "kerascnn.train", *args], cwd=REPO,
                                  env=_env(runs_dir), stdout=subprocess.PIPE,
@@ -117,6 +160,7 @@ def _epochs(uri: str, run) -> int:
     return len(mlflow.MlflowClient(uri).get_metric_history(run.info.run_id, "val_accuracy"))
 
 
+@pytest.mark.slow
 def test_pruned_trials_stop_early_and_complete_ones_run_every_epoch(stopped):
     uri = sqlite_uri(stopped.runs_dir)
     by_trial = _by_trial(stopped.children)
@@ -142,6 +186,7 @@ def test_pruned_trials_stop_early_and_complete_ones_run_every_epoch(stopped):
         assert earlier and value < max(earlier)
 
 
+@pytest.mark.slow
 def test_a_stopped_search_continues_to_n_trials_and_trains_nothing_twice(stopped):
     assert stopped.first.returncode != 0, stopped.first_out[-3000:]
     trials = stopped.trials
@@ -172,14 +217,30 @@ def test_a_stopped_search_continues_to_n_trials_and_trains_nothing_twice(stopped
         t.number for t in interrupted}
 
 
+@pytest.mark.slow
+def test_a_failing_trial_is_one_failed_trial_and_the_search_goes_on(stopped):
+    failed = [t for t in stopped.trials if t.state.name == "FAIL"
+              and not t.user_attrs.get("interrupted")]
+    assert failed, [(t.number, t.state.name, t.params) for t in stopped.trials]
+    by_trial = _by_trial(stopped.children)
+    for trial in failed:
+        assert trial.params["optimizer.learning_rate"] == FAILING_LR
+        (run,) = by_trial[trial.number]
+        assert run.info.status == "FAILED" and run.data.tags["optuna.state"] == "FAIL"
+        assert "optimizer.learning_rate" in run.data.tags["error"]
+    assert max(t.number for t in stopped.trials) > min(t.number for t in failed)  # went on
+
+
+@pytest.mark.slow
 def test_one_parent_for_both_runs_with_the_study_summary(stopped):
     parent, children = stopped.parent, stopped.children
     assert parent.info.status == "FINISHED"
     assert parent.data.tags.get("kerascnn.resumed") == "true"
     metrics = parent.data.metrics
-    counts = {s: sum(c.info.status == s for c in children) for s in ("FINISHED", "KILLED")}
+    counts = {s: sum(c.info.status == s for c in children)
+              for s in ("FINISHED", "KILLED", "FAILED")}
     assert (metrics["num_finished"], metrics["num_killed"], metrics["num_failed"]) == (
-        counts["FINISHED"], counts["KILLED"], 0)
+        counts["FINISHED"], counts["KILLED"], counts["FAILED"])
     assert metrics["num_pruned"] == sum(t.state.name == "PRUNED" for t in stopped.trials)
     study = optuna.load_study(study_name="stopped", storage=stopped.storage)
     assert metrics["best_val_accuracy"] == pytest.approx(study.best_value)
@@ -193,6 +254,7 @@ def test_one_parent_for_both_runs_with_the_study_summary(stopped):
         "optimization_history.png", "parallel_coordinate.png"}
 
 
+@pytest.mark.slow
 def test_two_trials_at_once_on_one_sqlite_study(parallel):
     assert (parallel.runs_dir / "optuna.db").exists()  # the default storage, beside MLflow's
     assert [t.state.name for t in parallel.trials] == ["COMPLETE", "COMPLETE"]
@@ -221,6 +283,7 @@ def test_two_trials_at_once_on_one_sqlite_study(parallel):
     assert best_value == pytest.approx(max(c.data.metrics["val_accuracy"] for c in children))
 
 
+@pytest.mark.slow
 def test_make_dashboard_serves_the_default_study(parallel, tmp_path):
     port = free_port()
     proc = subprocess.Popen(["make", "-o", ".venv/.installed-run", "dashboard",
