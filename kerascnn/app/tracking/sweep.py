@@ -7,8 +7,11 @@ overrides that vary. The store and the experiment are created before any job sta
 running in parallel (``hydra/launcher=joblib``) never race on the SQLite schema; meanwhile the
 joblib launcher's workers start and prepare (:func:`kerascnn.app.launchers.start_workers`).
 The sweep's state lives in ``<sweep dir>/mlflow_sweep.json``, read by jobs in any launcher's
-processes. At the end the parent records the best child (metric and run id) and how many jobs
-failed.
+processes. At the end the parent records the best child (metric and run id; pruned trials are
+not ranked) and how many jobs finished, failed and were killed, each counted apart; an Optuna
+search's parent also gets its study (:mod:`kerascnn.app.tracking.study`) and is reused when the
+same search runs again. ``+group.key=v`` in a sweep over ``group`` is refused before anything
+starts (:mod:`kerascnn.app.tracking.swept_keys`).
 
 Durable sweeps. The parent is tagged ``kerascnn.sweep_hash`` (the sweep's overrides without
 those that do not change results); a sweep started again with ``trainer.resume=auto`` takes the
