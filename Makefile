@@ -8,10 +8,12 @@ TEST_STAMP := $(VENV)/.installed-test
 RUNS_DIR := $(or $(KERASCNN_RUNS_DIR),$(CURDIR)/runs)
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 5000
+DASHBOARD_HOST ?= 127.0.0.1
+DASHBOARD_PORT ?= 8080
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: run test test-fast lint ui bench clean
+.PHONY: run test test-fast lint ui dashboard bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +59,17 @@ lint: $(TEST_STAMP)
 ## (kerascnn-ui, which a wheel install has too).
 ui: $(RUN_STAMP)
 	@$(VENV)/bin/kerascnn-ui --runs-dir "$(RUNS_DIR)" --host "$(UI_HOST)" --port "$(UI_PORT)"
+
+## make dashboard: optuna-dashboard over the default study storage ($(RUNS_DIR)/optuna.db), on
+## $(DASHBOARD_HOST):$(DASHBOARD_PORT); hyper-parameter searches (hparams_search=optuna) show live.
+$(VENV)/bin/optuna-dashboard: | $(PY)
+	$(PY) -m pip install --quiet -e ".[sweep]"
+
+dashboard: $(RUN_STAMP) $(VENV)/bin/optuna-dashboard
+	@mkdir -p "$(RUNS_DIR)"
+	@echo "Optuna dashboard: http://$(DASHBOARD_HOST):$(DASHBOARD_PORT)/dashboard/ (studies in $(RUNS_DIR)/optuna.db)"
+	$(VENV)/bin/optuna-dashboard --host $(DASHBOARD_HOST) --port $(DASHBOARD_PORT) \
+	    "sqlite:///$(RUNS_DIR)/optuna.db"
 
 bench: $(TEST_STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

@@ -13,10 +13,11 @@ import importlib.resources
 import importlib.util
 import re
 
-# (Hydra group, choice) -> (the plugin's module, its package, the kerascnn extra holding it)
+# (Hydra group, choice) -> (the module it needs, its package, the kerascnn extra holding it).
+# The Optuna sweeper itself ships with kerascnn (hydra_plugins.kerascnn_optuna_sweeper); the
+# extra brings Optuna.
 PLUGINS = {
-    ("sweeper", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper",
-                            "sweep"),
+    ("sweeper", "optuna"): ("optuna", "optuna", "sweep"),
     ("launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher",
                                      "hydra-submitit-launcher", "sweep"),
     ("launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher",

@@ -22,6 +22,7 @@ from kerascnn.app.preflight import Plan
 from kerascnn.app.signals import SignalStop
 from kerascnn.app.tracking.callbacks import LearnedPCallback, ThroughputCallback, learned_p_layers
 from kerascnn.app.tracking.health import StallCheck
+from kerascnn.app.tracking.pruning import trial_callbacks
 
 
 def make_callbacks(conf: Config, job: Job, stop: SignalStop,
@@ -44,6 +45,7 @@ def make_callbacks(conf: Config, job: Job, stop: SignalStop,
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=trainer.early_stopping_monitor, patience=trainer.early_stopping_patience,
             restore_best_weights=True))
+    callbacks.extend(trial_callbacks())  # a search's trial: reports each epoch, may prune
     return [*callbacks, stop, checkpoint]
 
 

@@ -127,6 +127,34 @@ class WorkerStart:
             log.warning("A launcher worker could not prepare ahead of its jobs: %s", problem)
 
 
+# The joblib settings the launcher gives as text or numbers; joblib wants ints.
+JOBLIB_INT_SETTINGS = ("pre_dispatch", "batch_size", "max_nbytes")
+
+
+def joblib_settings(launcher: Any) -> dict[str, Any]:
+    """The arguments Hydra's joblib launcher passes to ``joblib.Parallel`` for this node.
+
+    The pool started ahead is reused only when they match. The launcher has no public function
+    for them, so they are rebuilt here as its ``launch`` builds them: the node less its
+    ``_target_``, the loky backend, and the settings joblib wants as ints converted where they
+    are ints (``pre_dispatch="2*n_jobs"`` stays text). ``tests/app/test_launchers.py`` compares
+    this with the launcher's own conversion, so a change there fails loudly.
+    """
+    from omegaconf import OmegaConf
+
+    settings = OmegaConf.to_container(launcher, resolve=True)
+    settings.pop("_target_", None)
+    settings["backend"] = "loky"
+    for key in JOBLIB_INT_SETTINGS:
+        value = settings.get(key)
+        if value:
+            try:
+                settings[key] = int(value)
+            except ValueError:
+                pass
+    return settings
+
+
 def start_workers(launcher: Any, tracking_uri: str) -> WorkerStart | None:
     """Start a joblib launcher's workers now and prepare each (see the module's docstring).
 
@@ -139,16 +167,9 @@ def start_workers(launcher: Any, tracking_uri: str) -> WorkerStart | None:
     """
     if not runs_joblib_workers(launcher):
         return None
-    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
     from joblib import Parallel, delayed
-    from omegaconf import OmegaConf
 
-    # The settings Hydra's joblib launcher passes to joblib.Parallel (its `launch`), so that
-    # joblib reuses this pool for the jobs.
-    settings = OmegaConf.to_container(launcher, resolve=True)
-    settings.pop("_target_", None)
-    settings["backend"] = "loky"
-    process_joblib_cfg(settings)
+    settings = joblib_settings(launcher)
     workers = concurrent_jobs(launcher)
     results = Parallel(**settings, return_as="generator_unordered")(
         delayed(prepare_worker)(tracking_uri) for _ in range(workers))

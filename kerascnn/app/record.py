@@ -29,6 +29,7 @@ from kerascnn.app.tracking.model import log_keras_model
 from kerascnn.app.tracking.pictures import log_pictures
 from kerascnn.app.tracking.run import flatten, git_commit, slurm_tags, tracked_run
 from kerascnn.app.tracking.store import quiet_store_errors, store_error
+from kerascnn.app.tracking.study import trial_tags
 from kerascnn.app.tracking.sweep import job_overrides, job_run_name, parent_run_id, record_run_id
 from kerascnn.app.tracking.tags import CONFIG_HASH, EPOCHS, RESUMED_FROM_EPOCH
 
@@ -141,7 +142,7 @@ def _tags(conf: Config, job: Job) -> dict[str, str]:
         "device": runtime.device, "precision": runtime.precision,
         "jit_compile": str(runtime.jit_compile), "tensorflow.version": tf.__version__,
         "keras.version": keras.__version__, "keras.backend": keras.backend.backend(),
-        "kerascnn.version": __version__, **runtime.tags(), **slurm_tags(),
+        "kerascnn.version": __version__, **runtime.tags(), **slurm_tags(), **trial_tags(),
     }
     commit = git_commit()
     if commit:

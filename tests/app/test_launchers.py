@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from kerascnn.app.launchers import (
     WorkerStart,
     concurrent_jobs,
+    joblib_settings,
     prepare_worker,
     start_workers,
     stop_workers,
@@ -74,13 +75,7 @@ def test_workers_are_prepared_reused_for_the_jobs_and_ended(tmp_path):
     assert (tmp_path / "mlflow.db").exists()  # the store was opened (and created) by a worker
 
     # What Hydra's joblib launcher does with the same node: joblib.Parallel(**settings).
-    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
-
-    settings = OmegaConf.to_container(launcher)
-    settings.pop("_target_")
-    settings["backend"] = "loky"
-    process_joblib_cfg(settings)
-    probes = Parallel(**settings)(delayed(_probe)() for _ in range(6))
+    probes = Parallel(**joblib_settings(launcher))(delayed(_probe)() for _ in range(6))
     assert {pid for pid, *_ in probes} <= workers  # the same processes: the pool was reused
     assert all(tf and mlflow and opened >= 1 for _, tf, mlflow, opened in probes)
 
@@ -88,6 +83,23 @@ def test_workers_are_prepared_reused_for_the_jobs_and_ended(tmp_path):
     processes = [psutil.Process(pid) for pid in workers]
     stop_workers(launcher)
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in processes)
+
+
+@pytest.mark.parametrize("settings", [
+    {}, {"n_jobs": 2, "pre_dispatch": "2*n_jobs", "batch_size": "auto"},
+    {"n_jobs": 4, "pre_dispatch": "8", "batch_size": "16", "max_nbytes": "1M"},
+    {"n_jobs": -1, "max_nbytes": None, "prefer": "threads", "verbose": 3}])
+def test_joblib_settings_are_the_launchers_own(settings):
+    """The launcher's conversion has no public API: compared here with its private function,
+    so that a change in hydra-joblib-launcher fails this test rather than the pool's reuse."""
+    from hydra_plugins.hydra_joblib_launcher import _core
+
+    launcher = _launcher(**settings)
+    expected = OmegaConf.to_container(launcher, resolve=True)
+    expected.pop("_target_")
+    expected["backend"] = "loky"
+    _core.process_joblib_cfg(expected)
+    assert joblib_settings(launcher) == expected
 
 
 def test_a_worker_that_cannot_prepare_is_logged_not_raised(caplog):

@@ -1,7 +1,9 @@
 """Hydra multiruns as MLflow parent and child runs, with the basic, joblib and submitit-local
-launchers and the Optuna sweeper, each run as a real command line."""
+launchers, each run as a real command line (the Optuna sweeper: ``test_optuna.py``)."""
 
 from __future__ import annotations
+
+import time
 
 import mlflow
 import pytest
@@ -85,19 +87,16 @@ def test_a_failing_job_is_a_failed_child_and_the_sweep_goes_on(tmp_path):
     assert all(r.info.status != "RUNNING" for r in [parent, *children])
 
 
-def test_optuna_search_with_three_trials(tmp_path):
-    result = run_cli(["hparams_search=optuna", "hydra.sweeper.n_trials=3", *TINY], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    parent, children = _family(tmp_path)
-    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
-    assert parent.data.tags["hydra.sweeper"].endswith("OptunaSweeper")
-    lrs = {float(c.data.params["optimizer.learning_rate"]) for c in children}
-    assert len(lrs) == 3 and all(1e-4 <= lr <= 0.03 for lr in lrs)
-    # the sweeper received the objective: its best value is the best child's val_accuracy
-    results = list((tmp_path / "multirun").rglob("optimization_results.yaml"))
-    assert len(results) == 1
-    best_value = float(results[0].read_text().split("best_value:")[1].split()[0])
-    assert best_value == pytest.approx(max(c.data.metrics["val_accuracy"] for c in children))
+def test_plus_inside_a_swept_group_is_refused_before_the_sweep_starts(tmp_path):
+    """Hydra's own hint, ``+downsample.p=3``, fails in every job whose kind has a p."""
+    started = time.monotonic()
+    result = run_cli(["-m", "downsample=max,pnorm", "+downsample.p=3", *TINY], tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "++downsample.p=3" in lines[0], result.stderr
+    assert "sweep over downsample" in lines[0]
+    assert list(tmp_path.iterdir()) == []  # no store, no parent run, no sweep folder
+    assert time.monotonic() - started < 120
 
 
 def test_submitit_local_launcher(tmp_path):

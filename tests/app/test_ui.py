@@ -121,11 +121,11 @@ def test_a_missing_extra_is_named_before_hydra_looks_for_it(monkeypatch, capsys)
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None
-                        if name == "hydra_plugins.hydra_optuna_sweeper" else real(name, *args))
+                        if name == "optuna" else real(name, *args))
     monkeypatch.setattr(sys, "argv", ["kerascnn.train", "hparams_search=optuna"])
     with pytest.raises(SystemExit) as exit_info:
         train_module.main()
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "kerascnn.train: hparams_search=optuna needs the sweep extra (hydra-optuna-sweeper is "
+        "kerascnn.train: hparams_search=optuna needs the sweep extra (optuna is "
         'not installed): pip install "kerascnn[sweep]"']

@@ -7,8 +7,11 @@ overrides that vary. The store and the experiment are created before any job sta
 running in parallel (``hydra/launcher=joblib``) never race on the SQLite schema; meanwhile the
 joblib launcher's workers start and prepare (:func:`kerascnn.app.launchers.start_workers`).
 The sweep's state lives in ``<sweep dir>/mlflow_sweep.json``, read by jobs in any launcher's
-processes. At the end the parent records the best child (metric and run id) and how many jobs
-failed.
+processes. At the end the parent records the best child (metric and run id; pruned trials are
+not ranked) and how many jobs finished, failed and were killed, each counted apart; an Optuna
+search's parent also gets its study (:mod:`kerascnn.app.tracking.study`) and is reused when the
+same search runs again. ``+group.key=v`` in a sweep over ``group`` is refused before anything
+starts (:mod:`kerascnn.app.tracking.swept_keys`).
 
 Durable sweeps. The parent is tagged ``kerascnn.sweep_hash`` (the sweep's overrides without
 those that do not change results); a sweep started again with ``trainer.resume=auto`` takes the
@@ -34,14 +37,25 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from kerascnn.app.launchers import start_workers, stop_workers
 from kerascnn.app.tracking.store import ensure_experiment, resolve_tracking_uri
-from kerascnn.app.tracking.tags import END_REASON, PARENT, RESUMED, SIGNAL, SWEEP_HASH
+from kerascnn.app.tracking.study import study_settings
+from kerascnn.app.tracking.swept_keys import refuse_single_plus, swept_keys
+from kerascnn.app.tracking.tags import (
+    BEST_RUN_ID,
+    BEST_RUN_NAME,
+    END_REASON,
+    OPTUNA_STATE,
+    OPTUNA_STUDY,
+    PARENT,
+    RESUMED,
+    SIGNAL,
+    SWEEP_HASH,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +68,14 @@ NEUTRAL_PREFIXES = ("tracking.", "trainer.resume", "trainer.verbose", "hydra.", 
 
 
 def sweep_hash(config: DictConfig) -> str:
-    """The sweep's identity: its overrides and search space, less the neutral ones."""
+    """The sweep's identity: its overrides and search space, less the neutral ones (and an
+    Optuna search's study: the same command on another study is another search)."""
     overrides = sorted(o for o in config.hydra.overrides.task
                        if not o.lstrip("+~").startswith(NEUTRAL_PREFIXES))
     params = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
-    text = json.dumps([overrides, params, str(config.hydra.sweeper.get("_target_", ""))],
-                      sort_keys=True)
+    identity = [overrides, params, str(config.hydra.sweeper.get("_target_", ""))]
+    study = study_settings(config)
+    text = json.dumps(identity + ([list(study)] if study else []), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -98,7 +114,7 @@ def job_run_name() -> str | None:
     if not state:
         return None
     swept = set(state.get("swept_keys", []))
-    parts = [o for o in job_overrides() if o.split("=", 1)[0].lstrip("+~") in swept]
+    parts = [o.lstrip("+") for o in job_overrides() if o.split("=", 1)[0].lstrip("+~") in swept]
     return ",".join(parts or job_overrides()) or f"job{_hydra().job.num}"
 
 
@@ -111,14 +127,6 @@ def record_run_id(run_id: str) -> None:
         (out / RUN_ID_FILE).write_text(run_id)
 
 
-def _swept_keys(config: DictConfig) -> list[str]:
-    """Keys the sweep varies: choice/range overrides, plus an Optuna search space."""
-    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
-    keys = [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
-    params = config.hydra.sweeper.get("params") or {}
-    return sorted(set(keys) | set(params.keys()))
-
-
 class MlflowSweepCallback(Callback):
     """Hydra callback: one MLflow parent run per multirun, one child per job."""
 
@@ -128,9 +136,11 @@ class MlflowSweepCallback(Callback):
         self._parent: str | None = None
         self._uri: str | None = None
         self._previous: dict[int, Any] = {}
+        self._study: tuple[str, str] | None = None
 
     # -- the whole sweep (main process) -------------------------------------------------
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_single_plus(config)
         uri = resolve_tracking_uri(config.tracking.get("uri"))
         workers = start_workers(config.hydra.launcher, uri)  # they prepare meanwhile
         import mlflow
@@ -150,8 +160,11 @@ class MlflowSweepCallback(Callback):
                 "hydra.launcher": str(config.hydra.launcher.get("_target_", "")),
                 "hydra.sweeper": str(config.hydra.sweeper.get("_target_", "")),
                 SWEEP_HASH: identity, **process_tags()}
+        self._study = study_settings(config)
+        if self._study is not None:
+            tags[OPTUNA_STUDY] = self._study[0]
         earlier = None
-        if config.trainer.get("resume") == "auto":
+        if config.trainer.get("resume") == "auto" or self._study is not None:
             found = client.search_runs(
                 [experiment_id], filter_string=f"tags.`{SWEEP_HASH}` = '{identity}'",
                 order_by=["attributes.start_time DESC"], max_results=1)
@@ -176,7 +189,7 @@ class MlflowSweepCallback(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / SWEEP_FILE).write_text(json.dumps({
             "parent_run_id": self._parent, "tracking_uri": uri,
-            "swept_keys": _swept_keys(config)}))
+            "swept_keys": swept_keys(config)}))
         atexit.register(self._end_parent, None)
         log.info("MLflow parent run %s (%s) in %s", self._parent, name, uri)
         if workers is not None:
@@ -259,18 +272,20 @@ class MlflowSweepCallback(Callback):
         for child in children:
             counts[child.info.status] = counts.get(child.info.status, 0) + 1
         client.log_metric(parent, "num_children", len(children))
-        client.log_metric(parent, "num_finished", counts.get("FINISHED", 0))
-        client.log_metric(parent, "num_failed", counts.get("FAILED", 0) + counts.get("KILLED", 0))
-        scored = [(c.data.metrics[self.objective], c) for c in children
-                  if c.info.status == "FINISHED" and self.objective in c.data.metrics]
+        for status_name in ("FINISHED", "FAILED", "KILLED"):
+            client.log_metric(parent, f"num_{status_name.lower()}", counts.get(status_name, 0))
+        scored = [(c.data.metrics[self.objective], c) for c in children  # pruned: not ranked
+                  if c.info.status == "FINISHED" and self.objective in c.data.metrics
+                  and c.data.tags.get(OPTUNA_STATE) != "PRUNED"]
         if scored:
             best_value, best = max(scored, key=lambda item: item[0])
             client.log_metric(parent, f"best_{self.objective}", best_value)
-            client.set_tag(parent, "best_run_id", best.info.run_id)
-            client.set_tag(parent, "best_run_name", best.info.run_name or "")
+            client.set_tag(parent, BEST_RUN_ID, best.info.run_id)
+            client.set_tag(parent, BEST_RUN_NAME, best.info.run_name or "")
             for key in ("test_accuracy", "test_error"):
                 if key in best.data.metrics:
                     client.log_metric(parent, f"best_{key}", best.data.metrics[key])
+        pruned = self._summarize_study(client, parent, children, plots=reason is None)
         if status is None:
             ended = "RUNNING" not in counts and "KILLED" not in counts
             status = "FAILED" if ended and counts.get("FAILED") else "KILLED"
@@ -281,14 +296,29 @@ class MlflowSweepCallback(Callback):
 
         experiment_id = client.get_run(parent).info.experiment_id
         hint = serve_hint(self._uri)
-        print(f"Sweep {status}: {counts.get('FINISHED', 0)} of {len(children)} runs finished; "
-              f"parent run {parent}\nOpen it: {run_url(self._uri, experiment_id, parent)}"
+        ended = ", ".join(f"{counts[s]} {s.lower()}" for s in ("FAILED", "KILLED") if counts.get(s))
+        print(f"Sweep {status}: {counts.get('FINISHED', 0)} of {len(children)} runs finished"
+              + (f" ({pruned} pruned)" if pruned else "") + (f", {ended}" if ended else "")
+              + f"; parent run {parent}\nOpen it: {run_url(self._uri, experiment_id, parent)}"
               + (f"\n  ({hint})" if hint else "")
               + f"\nCompare: python -m kerascnn.compare --parent {parent}", flush=True)
         if self.report and status == "FINISHED":
             from kerascnn.app.report import report_after_sweep
 
             report_after_sweep(self._uri, parent)
+
+    def _summarize_study(self, client: Any, parent: str, children: list, plots: bool) -> int:
+        """An Optuna search's study on the parent (:mod:`.study`); never fails the ending."""
+        if self._study is None:
+            return 0
+        from kerascnn.app.tracking.study import summarize
+
+        try:
+            return summarize(client, parent, children, self._study, self.objective, plots)
+        except Exception as exc:  # noqa: BLE001 - the parent must still end
+            log.warning("Could not summarise study %s on run %s: %s", self._study[0], parent,
+                        f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+            return 0
 
     # -- each job (in the launcher's process) -------------------------------------------
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
@@ -302,11 +332,17 @@ class MlflowSweepCallback(Callback):
             return
         import mlflow
 
-        error = job_return._return_value
+        from kerascnn.app.tracking.study import trial_tags
+
+        try:
+            _ = job_return.return_value  # a failed job's (public) return value raises its error
+            return
+        except Exception as exc:  # noqa: BLE001 - recorded on the child below
+            error = exc
         client = mlflow.MlflowClient(state["tracking_uri"])
         experiment_id = client.get_run(state["parent_run_id"]).info.experiment_id
         run = client.create_run(experiment_id, run_name=job_run_name(), tags={
-            PARENT: state["parent_run_id"],
+            PARENT: state["parent_run_id"], **trial_tags(config.hydra.job.env_set),
             "hydra.overrides": " ".join(job_overrides()),
             "error": f"{type(error).__name__}: {error}"[:5000]})
         client.log_text(run.info.run_id, "".join(traceback.format_exception(error)), "error.txt")

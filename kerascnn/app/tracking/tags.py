@@ -27,3 +27,9 @@ HEALTH = "kerascnn.health"             # ok | stalled
 OPTUNA_STUDY = "optuna.study_name"
 OPTUNA_TRIAL = "optuna.trial_number"
 OPTUNA_STATE = "optuna.state"
+OPTUNA_BEST_TRIAL = "optuna.best_trial_number"   # on a search's parent run
+OPTUNA_BEST_PARAMS = "optuna.best_params"        # JSON of the best trial's sampled values
+
+# A sweep's parent run: its best child.
+BEST_RUN_ID = "best_run_id"
+BEST_RUN_NAME = "best_run_name"
