@@ -278,6 +278,7 @@ def train(cfg: DictConfig) -> float:
     """
     from kerascnn.app.checkpoints import remove_checkpoint
     from kerascnn.app.faults import Interrupted
+    from kerascnn.app.ownership import owning
     from kerascnn.app.preflight import check_before_start
     from kerascnn.app.signals import SignalStop
 
@@ -286,7 +287,7 @@ def train(cfg: DictConfig) -> float:
         return _skip_finished(plan.finished_run, plan.tracking_uri)
     stop = SignalStop()
     try:
-        with stop:
+        with owning(plan.resume_run_id), stop:  # one process per run, before any work
             job = prepare(cfg, plan)
             results, history, run = _fit(cfg, job, plan, stop)
     except Interrupted as exc:
