@@ -168,9 +168,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._partial = False
         self._last = dict(saved.entry) if saved and saved.entry else None
         self._logged: set[int] = set()  # epochs in MLflow before this process started
+        reserve = self.directory / RESERVE
         with contextlib.suppress(OSError):  # no room even for this: nothing to give back
-            with open(self.directory / RESERVE, "ab") as f:
-                os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
+            if not reserve.is_file() or reserve.stat().st_size < RESERVE_BYTES:
+                # random bytes: a compressing file system cannot make them take no room
+                reserve.write_bytes(os.urandom(RESERVE_BYTES))
 
     # -- before fit -----------------------------------------------------------------------
     def restore(self, model: keras.Model, train_data: Any = None) -> int:
