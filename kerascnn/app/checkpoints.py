@@ -168,6 +168,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._partial = False
         self._last = dict(saved.entry) if saved and saved.entry else None
         self._logged: set[int] = set()  # epochs in MLflow before this process started
+        for stale in self.directory.glob(".*partial-*"):  # a write its process did not end
+            stale.unlink(missing_ok=True)
         reserve = self.directory / RESERVE
         with contextlib.suppress(OSError):  # no room even for this: nothing to give back
             if not reserve.is_file() or reserve.stat().st_size < RESERVE_BYTES:
@@ -287,6 +289,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         cause = (os.strerror(code) if isinstance(code, int) and code in errno.errorcode
                  else " ".join(str(exc).split())[:160])
         raise CheckpointUnwritable(self.directory, cause, epoch, self.run_id) from exc
+
     def _log(self, logs: dict[str, Any], epoch: int) -> None:
         import mlflow
 
