@@ -19,9 +19,10 @@ The lock is the kernel's ``flock`` (:class:`filelock.FileLock`), taken without w
 ends in any way, ``kill -9`` included, so a later resume on the same host takes the run at
 once. On NFS (v4) the lock lives on the server, which drops the locks of a client host that
 stops renewing its lease (NFS's own heartbeat): a holder on another host that died is taken
-over once that lease has run out. On a file system without ``flock`` filelock falls back to
-its marker-file lock (exclusive create), which judges a holder on this host by its pid. A
-Lustre mount with ``localflock`` locks per node only; such a runs folder must not be shared.
+over once that lease has run out. On a file system without ``flock`` filelock (from version
+4) falls back to its marker-file lock (exclusive create), which judges a holder on this host
+by its pid. A Lustre mount with ``localflock`` locks per node only; such a runs folder must
+not be shared.
 
 The lock also tells whether a RUNNING run's process is alive on another host
 (:func:`lock_says_alive`): a lock file that exists and is free has no living holder.
