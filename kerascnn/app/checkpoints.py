@@ -2,11 +2,17 @@
 
 Each epoch end writes ``<runs>/checkpoints/<run id>/``: the model's weights with the optimizer's
 state (``epoch-NNNNN.weights.h5``, what ``keras.callbacks.BackupAndRestore`` writes) and
-``state.json`` (epochs done, the history of every epoch's logs, the config the run trains).
-Keras' own callback writes its weights in place and its epoch in a second file, so a process
-killed while writing leaves a torn pair; here the weights go to a new file, then ``state.json``
-is replaced atomically (write, fsync, rename) and only then is the previous weights file
-removed: whatever moment a process dies at, ``state.json`` names a complete weights file.
+``state.json`` (the last two checkpoints' files with their sizes and SHA-256, the history of
+every epoch's logs, the config the run trains). Keras' own callback writes its weights in
+place and its epoch in a second file, so a process killed while writing leaves a torn pair;
+here the weights go to a new file, then ``state.json`` is replaced atomically (write, fsync,
+rename) and only then are older weights files removed: whatever moment a process dies at,
+``state.json`` names complete weights files.
+
+Faults. A weights file damaged later (truncated, changed) is found by its size and digest
+before the run is touched: the previous checkpoint is used, or, with none usable, the resume
+is refused and the run left as it was. A checkpoint that cannot be written (a full disk) ends
+the run KILLED (:class:`~kerascnn.app.faults.CheckpointUnwritable`), its partial files removed.
 
 Exactly-once metrics. An epoch's metrics are logged after its checkpoint is written, and the
 checkpoint holds them too: a process that dies between the two leaves an epoch that is in the
@@ -24,21 +30,33 @@ to iterate a copy of the dataset). Not restored: ``EarlyStopping``'s patience co
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from kerascnn.app.faults import Diverged, StoreUnavailable
-from kerascnn.app.tracking.store import quiet_store_errors, runs_dir, store_error
+from kerascnn.app.checkpoint_files import damage, fsync_dir, sha256
+from kerascnn.app.faults import (
+    CheckpointDamaged,
+    CheckpointUnwritable,
+    Diverged,
+    StoreUnavailable,
+)
+from kerascnn.app.ownership import claim, run_folder
+from kerascnn.app.tracking.store import quiet_store_errors, store_error
 
 STATE = "state.json"
+# Room kept free in each checkpoint folder and given back when a write fails for want of space,
+# so that the run can still be ended and its end logged on a full disk.
+RESERVE, RESERVE_BYTES = ".reserve", 1 << 20
 # Keys that do not change what a run computes: where it is recorded, how it resumes, how much
 # it prints. The config hash ignores them.
 NEUTRAL_KEYS = ("tracking", "trainer.resume", "trainer.verbose")
@@ -63,49 +81,59 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def checkpoint_dir(run_id: str) -> Path:
-    return runs_dir() / "checkpoints" / run_id
+    return run_folder(run_id)
 
 
 @dataclass
 class Saved:
-    """A run's last checkpoint: ``epoch`` epochs done."""
+    """A run's usable checkpoint: ``epoch`` epochs done; ``damaged``: newer ones skipped."""
 
     directory: Path
     epoch: int
     weights: Path
     history: dict[str, list[float]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    damaged: list[str] = field(default_factory=list)
+    entry: dict[str, Any] = field(default_factory=dict)  # its record in state.json
 
 
 def read_checkpoint(run_id: str) -> Saved | None:
-    """The run's checkpoint, or None when it has none (or only a torn, unnamed file)."""
+    """The run's newest complete checkpoint; None when it has none.
+
+    ``state.json`` names the last two checkpoints. A damaged newest one (truncated, changed
+    since it was written) is reported in one line on stderr and the previous one is used; when
+    both are damaged, :class:`CheckpointDamaged` says so and nothing is changed.
+    """
     directory = checkpoint_dir(run_id)
     try:
         state = json.loads((directory / STATE).read_text())
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return None
-    weights = directory / state["weights"]
-    if not weights.is_file():
-        return None
-    return Saved(directory, int(state["epoch"]), weights, state.get("history", {}),
-                 state.get("config", {}))
+    except (OSError, ValueError) as exc:
+        raise CheckpointDamaged(run_id, directory,
+                                [f"{directory / STATE} is unreadable ({exc})"]) from None
+    damaged: list[str] = []
+    for entry in (state, state.get("previous")):
+        if not entry:
+            continue
+        weights = directory / entry["weights"]
+        why = damage(weights, entry)
+        if why is not None:
+            damaged.append(f"{weights} is damaged ({why})")
+            continue
+        epoch = int(entry["epoch"])
+        history = {k: list(v)[:epoch] for k, v in state.get("history", {}).items()}
+        if damaged:
+            print(f"run {run_id}: {damaged[0]}; continuing from the previous checkpoint, "
+                  f"epoch {epoch} (the epochs after it are trained again and logged once)",
+                  file=sys.stderr, flush=True)
+        kept = {k: entry.get(k) for k in ("epoch", "weights", "size", "sha256")}
+        return Saved(directory, epoch, weights, history, state.get("config", {}), damaged, kept)
+    raise CheckpointDamaged(run_id, directory, damaged)
 
 
 def remove_checkpoint(run_id: str) -> None:
     shutil.rmtree(checkpoint_dir(run_id), ignore_errors=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _finite(value: Any) -> bool:
@@ -121,13 +149,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
     Place it after the callbacks that add to the epoch logs (learning rate, throughput). An
     epoch cut short by a signal (see :class:`kerascnn.app.signals.SignalStop`) or by a NaN loss
     is neither checkpointed nor logged. Metrics are logged synchronously and checked: a store
-    that refuses them ends the training with :class:`StoreUnavailable` at that epoch.
+    that refuses them ends the training with :class:`StoreUnavailable` at that epoch, a
+    checkpoint that cannot be written with :class:`CheckpointUnwritable`. Creating it makes
+    this process the run's owner (:func:`kerascnn.app.ownership.claim`).
     """
 
     def __init__(self, run_id: str, config: dict[str, Any], tracking_uri: str,
                  saved: Saved | None = None, stop: Any = None) -> None:
         super().__init__()
         self.run_id, self.config, self.tracking_uri = run_id, config, tracking_uri
+        claim(run_id)
         self.directory = checkpoint_dir(run_id)
         self.saved, self.stop = saved, stop
         self.history: dict[str, list[float]] = {k: list(v) for k, v in
@@ -135,6 +166,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.diverged: Diverged | None = None
         self.save_seconds: list[float] = []
         self._partial = False
+        self._last = dict(saved.entry) if saved and saved.entry else None
+        self._logged: set[int] = set()  # epochs in MLflow before this process started
+        for stale in self.directory.glob(".*partial-*"):  # a write its process did not end
+            stale.unlink(missing_ok=True)
+        reserve = self.directory / RESERVE
+        with contextlib.suppress(OSError):  # no room even for this: nothing to give back
+            if not reserve.is_file() or reserve.stat().st_size < RESERVE_BYTES:
+                # random bytes: a compressing file system cannot make them take no room
+                reserve.write_bytes(os.urandom(RESERVE_BYTES))
 
     # -- before fit -----------------------------------------------------------------------
     def restore(self, model: keras.Model, train_data: Any = None) -> int:
@@ -151,16 +191,21 @@ class EpochCheckpoint(keras.callbacks.Callback):
         return self.saved.epoch
 
     def _log_missing_epochs(self) -> None:
-        """Log the epochs the checkpoint holds but MLflow lacks (died between the two)."""
+        """Log the epochs the checkpoint holds but MLflow lacks (died between the two).
+
+        The epochs MLflow holds already are not logged again, also when they are trained
+        again after a damaged checkpoint. The previous try's ``error.txt`` goes with it.
+        """
         import mlflow
 
         client = mlflow.MlflowClient(self.tracking_uri)
-        steps = {m.step for m in client.get_metric_history(self.run_id, "loss")}
+        self._logged = {m.step for m in client.get_metric_history(self.run_id, "loss")}
         epochs = len(self.history.get("loss", []))
         for epoch in range(epochs):
-            if epoch not in steps:
+            if epoch not in self._logged:
                 self._log({k: v[epoch] for k, v in self.history.items() if len(v) > epoch},
                           epoch)
+        _forget_last_error(client.get_run(self.run_id).info.artifact_uri)
 
     # -- during fit -----------------------------------------------------------------------
     def on_epoch_begin(self, epoch, logs=None):
@@ -191,30 +236,59 @@ class EpochCheckpoint(keras.callbacks.Callback):
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
         self._save(epoch + 1)
-        self._log(logs, epoch)
+        if epoch not in self._logged:
+            self._log(logs, epoch)
 
     def _save(self, epochs_done: int) -> None:
+        """Write the epoch's weights, then ``state.json`` naming it and the one before.
+
+        A write that fails (a full disk) removes its partial files, keeps the previous
+        checkpoint and gives back the reserve, so that the run can be ended and logged.
+        """
         import time
 
         start = time.perf_counter()
-        self.directory.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epochs_done:05d}.weights.h5"
         partial = self.directory / f".partial-{os.getpid()}.weights.h5"
-        self.model.save_weights(partial, overwrite=True)
-        os.replace(partial, self.directory / name)
-        state = {"epoch": epochs_done, "weights": name, "history": self.history,
-                 "config": self.config}
         tmp = self.directory / f".{STATE}.partial-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.directory / STATE)
-        _fsync_dir(self.directory)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.model.save_weights(partial, overwrite=True)
+            with open(partial, "rb") as f:
+                os.fsync(f.fileno())
+            entry = {"epoch": epochs_done, "weights": name, "size": partial.stat().st_size,
+                     "sha256": sha256(partial)}
+            os.replace(partial, self.directory / name)
+            state = {**entry, "previous": self._last, "history": self.history,
+                     "config": self.config}
+            with open(tmp, "w") as f:
+                json.dump(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.directory / STATE)
+            fsync_dir(self.directory)
+        except (OSError, RuntimeError) as exc:  # h5py raises either for a failed write
+            self._give_up(exc, epochs_done - 1, partial, tmp)
+        keep = {name, (self._last or {}).get("weights")}
         for old in self.directory.glob("epoch-*.weights.h5"):
-            if old.name != name:
+            if old.name not in keep:
                 old.unlink(missing_ok=True)
+        self._last = entry
         self.save_seconds.append(time.perf_counter() - start)
+
+    def _give_up(self, exc: BaseException, epoch: int, *partials: Path) -> None:
+        import errno
+        import logging
+
+        for path in (*partials, self.directory / RESERVE):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        # Log records that reach a file on the full disk are dropped, not printed as tracebacks.
+        logging.raiseExceptions = False
+        code = getattr(exc, "errno", None)
+        cause = (os.strerror(code) if isinstance(code, int) and code in errno.errorcode
+                 else " ".join(str(exc).split())[:160])
+        raise CheckpointUnwritable(self.directory, cause, epoch, self.run_id) from exc
 
     def _log(self, logs: dict[str, Any], epoch: int) -> None:
         import mlflow
@@ -236,3 +310,17 @@ def _now_ms() -> int:
     import time
 
     return int(time.time() * 1000)
+
+
+def _forget_last_error(artifact_uri: str) -> None:
+    """Remove the ``error.txt`` a failed try left, where the artifacts are local files.
+
+    MLflow's client has no call that deletes an artifact; a server's artifact store keeps it.
+    """
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme == "file" or (not parsed.scheme and artifact_uri.startswith("/")):
+        with contextlib.suppress(OSError):
+            (Path(url2pathname(parsed.path)) / "error.txt").unlink(missing_ok=True)

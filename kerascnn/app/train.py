@@ -38,6 +38,7 @@ def train(cfg: DictConfig) -> float:
     # once the settings are known good, so that a bad setting is refused at once.
     from kerascnn.app.build import prepare
     from kerascnn.app.fit import evaluate, fit
+    from kerascnn.app.ownership import owning
     from kerascnn.app.preflight import check_before_start
     from kerascnn.app.record import log_results, open_run, report, skip_finished
     from kerascnn.app.signals import SignalStop
@@ -45,7 +46,7 @@ def train(cfg: DictConfig) -> float:
     plan = check_before_start(conf)             # a new run, one to resume, or one to skip
     if plan.finished_run is not None:
         return skip_finished(plan)
-    with SignalStop() as stop:
+    with owning(plan.resume_run_id), SignalStop() as stop:  # one process trains a run
         job = prepare(conf)                     # load data -> build model
         with open_run(conf, plan, job) as run:  # never left RUNNING
             history = fit(conf, plan, job, run.info.run_id, stop)

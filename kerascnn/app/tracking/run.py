@@ -83,6 +83,10 @@ def process_alive(run: Any) -> bool:
     """False when ``run`` was started on this host by a process that is gone (``kill -9``)."""
     import socket
 
+    from kerascnn.app.ownership import lock_says_alive
+
+    if (owned := lock_says_alive(run.info.run_id)) is not None:  # the run's lock knows
+        return owned
     tags = run.data.tags
     if tags.get(HOST) != socket.gethostname() or not tags.get(PID, "").isdigit():
         return True  # another host's, or an older run: cannot tell, assume alive
@@ -126,7 +130,7 @@ def _end_tags(exc: BaseException) -> dict[str, str]:
         tags.update({DIVERGED: f"loss {exc.value} at {where}",
                      END_REASON: "diverged (NaN)"})
     elif isinstance(exc, StoreUnavailable):
-        tags[END_REASON] = "store unavailable"
+        tags[END_REASON] = getattr(exc, "end_reason", "store unavailable")
     else:
         tags[END_REASON] = "error"
     return tags
@@ -167,7 +171,8 @@ def tracked_run(tracking_uri: str, experiment: str, run_name: str,
     try:
         yield run
     except BaseException as exc:
-        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        status = getattr(exc, "end_status", None) or (
+            "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         with contextlib.suppress(Exception):
             mlflow.flush_async_logging()
         with quiet_store_errors():
