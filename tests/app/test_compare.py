@@ -335,7 +335,8 @@ STALLED_SEEDS = {"max": [0.90, 0.94, 0.10], "mean": [0.85, 0.87, 0.86]}
 
 @pytest.mark.parametrize("include_stalled", [False, True])
 def test_stalled_runs_are_marked_and_left_out_of_means(stalled_store, include_stalled, tmp_path,
-                                                       capsys):
+                                                       capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")  # the printed table's width, whatever runs the test
     table = compare.compare_runs(stalled_store["uri"], parent=stalled_store["parent"],
                                  keep=["downsample.name"])
     assert table.set_index("run")["health"].to_dict()["downsample=max,trainer.seed=2"] == (
