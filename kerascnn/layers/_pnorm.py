@@ -109,21 +109,31 @@ def _static_tensor_scaled(x, p, windows):
     return z * mx, t, f
 
 
+def _window_scale(windows, a, tiny):
+    """The max-abs of every window, plus `tiny` so that all-zero windows divide by a positive.
+
+    Adding `tiny` leaves every normal max unchanged (it is below half an ulp of any max above
+    1e-31 in float32); the result multiplies back exactly what it divided. A sum, not a
+    maximum: TFLite's XNNPack delegate fails to prepare a maximum with a constant whose result
+    is broadcast over the windows.
+    """
+    return windows.max(a) + tiny
+
+
 def _static_window_scaled(x, p, windows):
     """``(z, t, f)`` as `_static_tensor_scaled`, with every window divided by its max-abs."""
     tiny = _tiny(x)
     a = ops.abs(x)
-    m = windows.max(a)
-    m_safe = ops.maximum(m, tiny)
-    u = windows.spread(a, 1.0 / m_safe)
+    m = _window_scale(windows, a, tiny)
+    u = windows.spread(a, 1.0 / m)
     up, t, fold = _powers(x, u, p, x_scaled=False)
     s = windows.mean(up)
     z = ops.exp(ops.log(s) * (1.0 / p))
     f = z / (ops.maximum(s, tiny) * windows.count)
     if fold == "1/c":
-        f = f / m_safe
+        f = f / m
     elif fold == "c":
-        f = f * m_safe
+        f = f * m
     return z * m, t, f
 
 
@@ -136,7 +146,7 @@ def _learned_parts(x, p, windows):
     """
     tiny = _tiny(x)
     a = ops.abs(x)
-    m = ops.maximum(windows.max(a), tiny)
+    m = _window_scale(windows, a, tiny)
     a = windows.spread(a, 1.0 / m)
     # The log is floored so that u^p * log(u) is 0, not NaN, where u is 0.
     log_u = ops.maximum(ops.log(a), _LOG_FLOOR)

@@ -135,7 +135,19 @@ def gather(x, pool_size, strides, padding, data_format, channels_lead=False):
 
     if tuple(pool_size) == tuple(strides):  # every window is one cell of each phase
         return cells_on_one_axis(x, math.prod(pool_size)), tuple(range(math.prod(pool_size)))
-    full = ops.shape(x)
+    # Every unsliced axis (batch, channels) joins the axis before it: the slices stay
+    # contiguous and the tensor keeps at most five axes (TFLite slices up to 5D).
+    groups = []
+    for name in target:
+        if name in ("B", "C") and groups:
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+    full = dict(zip(target, ops.shape(x), strict=True))
+    x = ops.reshape(
+        x, [-1 if "B" in group else math.prod(full[n] for n in group) for group in groups]
+    )
+    merged = ops.shape(x)
     parts, order = [], []
     offsets = [range((k - 1) // s + 1) for k, s in zip(pool_size, strides, strict=True)]
     for offset in itertools.product(*offsets):
@@ -143,10 +155,11 @@ def gather(x, pool_size, strides, padding, data_format, channels_lead=False):
         start = {("q", axis): o for axis, o in enumerate(offset)}
         size = {("s", axis): n for axis, n in enumerate(taken)}
         size.update({("q", axis): out for axis, out in enumerate(outs)})
+        inner = [merged[i] // full[group[0]] for i, group in enumerate(groups)]
         part = ops.slice(
             x,
-            [start.get(name, 0) for name in target],
-            [size.get(name, full[i]) for i, name in enumerate(target)],
+            [start.get(group[0], 0) * inner[i] for i, group in enumerate(groups)],
+            [size.get(group[0], full[group[0]]) * inner[i] for i, group in enumerate(groups)],
         )
         parts.append(cells_on_one_axis(part, math.prod(taken)))
         for cell in itertools.product(*(range(n) for n in taken)):
@@ -174,19 +187,29 @@ class BlockWindows:
         return ops.max_pool(v, self.pool_size, self.pool_size, "valid", self.data_format)
 
     def spread(self, v, w):
-        """``v`` (input resolution) times ``w`` (one value per window) broadcast over windows."""
-        outs = [size // k for size, k in zip(self.spatial, self.pool_size, strict=True)]
-        split = [dim for out, k in zip(outs, self.pool_size, strict=True) for dim in (out, k)]
-        ones = [dim for out in outs for dim in (out, 1)]
-        if self.data_format == "channels_last":
-            channels = ops.shape(v)[-1]
-            v = ops.reshape(v, (-1, *split, channels))
-            w = ops.reshape(w, (-1, *ones, channels))
-            return ops.reshape(v * w, (-1, *self.spatial, channels))
-        channels = ops.shape(v)[1]
-        v = ops.reshape(v, (-1, channels, *split))
-        w = ops.reshape(w, (-1, channels, *ones))
-        return ops.reshape(v * w, (-1, channels, *self.spatial))
+        """``v`` (input resolution) times ``w`` (one value per window) broadcast over windows.
+
+        The batch (and the channels, when first) join the first output axis, and `w` is
+        repeated along the spatial axes past the second, so that no tensor has more than five
+        axes (the most that TensorFlow broadcasts and TFLite's delegates take).
+        """
+        channels_last = self.data_format == "channels_last"
+        first = 1 if channels_last else 2
+        split, ones = [], []
+        for axis, (size, k) in enumerate(zip(self.spatial, self.pool_size, strict=True)):
+            if axis >= 2:
+                w = ops.repeat(w, k, axis=first + axis)
+                split.append(size)
+                ones.append(size)
+            else:
+                split += [size // k, k] if axis else [k]
+                ones += [size // k, 1] if axis else [1]
+        channels = ops.shape(v)[-1 if channels_last else 1]
+        tail = [channels] if channels_last else []
+        product = ops.reshape(v, (-1, *split, *tail)) * ops.reshape(w, (-1, *ones, *tail))
+        if channels_last:
+            return ops.reshape(product, (-1, *self.spatial, channels))
+        return ops.reshape(product, (-1, channels, *self.spatial))
 
 
 class GlobalWindows:

@@ -15,7 +15,7 @@ class GlobalPNormPooling2D(_base_pnorm_pooling.BaseGlobalPNormPooling):
     >>> round(float(y[0, 0]), 4)  # sqrt((1 + 4 + 9 + 16) / 4)
     2.7386
     >>> layer = GlobalPNormPooling2D(p=3, trainable_p=True)
-    >>> layer(np.random.rand(8, 7, 7, 512).astype("float32")).shape
+    >>> tuple(layer(np.random.rand(8, 7, 7, 512).astype("float32")).shape)
     (8, 512)
 """,
     )

@@ -15,7 +15,7 @@ class GlobalPNormPooling3D(_base_pnorm_pooling.BaseGlobalPNormPooling):
     >>> round(float(y[0, 0]), 4)  # sqrt((1 + 4 + 9 + 16) / 8)
     1.9365
     >>> layer = GlobalPNormPooling3D(p=3, trainable_p=True)
-    >>> layer(np.random.rand(2, 4, 7, 7, 64).astype("float32")).shape
+    >>> tuple(layer(np.random.rand(2, 4, 7, 7, 64).astype("float32")).shape)
     (2, 64)
 """,
     )

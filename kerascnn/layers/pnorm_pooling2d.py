@@ -15,7 +15,7 @@ class PNormPooling2D(_base_pnorm_pooling.BasePNormPooling):
     >>> round(float(y[0, 0, 0, 0]), 4)  # sqrt((1 + 4 + 9 + 16) / 4)
     2.7386
     >>> layer = PNormPooling2D(pool_size=2, p=3, trainable_p=True)
-    >>> layer(np.random.rand(8, 32, 32, 16).astype("float32")).shape
+    >>> tuple(layer(np.random.rand(8, 32, 32, 16).astype("float32")).shape)
     (8, 16, 16, 16)
     >>> layer.p_values().round(3)[:3]
     array([3., 3., 3.])

@@ -15,7 +15,7 @@ class PNormPooling3D(_base_pnorm_pooling.BasePNormPooling):
     >>> round(float(y[0, 0, 0, 0, 0]), 4)  # sqrt((1 + 4 + 9 + 16) / 8)
     1.9365
     >>> layer = PNormPooling3D(pool_size=2, p=3, trainable_p=True)
-    >>> layer(np.random.rand(2, 8, 16, 16, 4).astype("float32")).shape
+    >>> tuple(layer(np.random.rand(2, 8, 16, 16, 4).astype("float32")).shape)
     (2, 4, 8, 8, 4)
 """,
     )
