@@ -1,9 +1,7 @@
 """Argument standardisation and validation shared by all the layers.
 
-Private helpers: each one turns a user argument into its canonical form or raises a
-``ValueError`` that names the argument and the received value. The output-size rule of a
-window (pooling or convolution) lives here too, in `output_length`, and the output shape built
-from it in `spatial_output_shape`.
+Each helper turns a user argument into its canonical form or raises a ``ValueError`` that names
+the argument and the received value. The output-size rule of a window lives here too.
 """
 
 import math
@@ -127,42 +125,39 @@ def standardize_p_lr_scale(value):
     return float(value)
 
 
-def standardize_hidden_units(hidden_units):
-    # Any sequence but a string: lists, tuples, and the lists of a YAML config (OmegaConf).
+def _positive_ints(value, name, expected, allow_empty=False):
+    """`value` (any sequence but a string: lists, tuples, a YAML config's lists) as a tuple of
+    ints > 0."""
     valid = (
-        isinstance(hidden_units, Sequence)
-        and not isinstance(hidden_units, str)
-        and all(is_int(units) and units > 0 for units in hidden_units)
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and (allow_empty or len(value) > 0)
+        and all(is_int(item) and item > 0 for item in value)
     )
     if not valid:
         raise ValueError(
-            "Invalid value for argument `hidden_units`. Expected a list or tuple of positive "
-            "integers (the widths of the hidden layers, such as [8] or [16, 8]; [] for a "
-            f"linear map of the window). Received: hidden_units={hidden_units!r}"
+            f"Invalid value for argument `{name}`. Expected {expected}. Received: {name}={value!r}"
         )
-    return tuple(int(units) for units in hidden_units)
+    return tuple(int(item) for item in value)
+
+
+def standardize_hidden_units(hidden_units):
+    expected = (
+        "a list or tuple of positive integers (the widths of the hidden layers, such as [8] or "
+        "[16, 8]; [] for a linear map of the window)"
+    )
+    return _positive_ints(hidden_units, "hidden_units", expected, allow_empty=True)
 
 
 def standardize_filters(filters):
-    """Returns `filters` (a positive int, or a non-empty sequence of them) as a tuple of ints.
-
-    An int means one convolution with that many filters, as for `Conv2D`.
-    """
+    """`filters` as a tuple of ints > 0; an int is one convolution, as for `Conv2D`."""
     if is_int(filters) and filters > 0:
         return (int(filters),)
-    valid = (
-        isinstance(filters, Sequence)
-        and not isinstance(filters, str)
-        and len(filters) > 0
-        and all(is_int(f) and f > 0 for f in filters)
+    expected = (
+        "a positive integer or a non-empty list or tuple of positive integers, such as 96 or "
+        "[192, 160, 96]"
     )
-    if not valid:
-        raise ValueError(
-            "Invalid value for argument `filters`. Expected a positive integer or a non-empty "
-            "list or tuple of positive integers, such as 96 or [192, 160, 96]. "
-            f"Received: filters={filters!r}"
-        )
-    return tuple(int(f) for f in filters)
+    return _positive_ints(filters, "filters", expected)
 
 
 def standardize_connections(connections, filters):

@@ -183,10 +183,8 @@ def test_learned_p_gradients_match_finite_differences(p, keepdims):
     )
 
 
-@pytest.mark.parametrize(
-    "p, trainable_p",
-    [(1.0, False), (2.0, False), (3.0, False), (2.5, False), (8.0, False), (3.0, True)],
-)
+@pytest.mark.parametrize("p, trainable_p", [(1.0, False), (2.0, False), (3.0, False),
+                                            (2.5, False), (8.0, False), (3.0, True)])
 def test_gradients_finite_on_all_zero_maps(p, trainable_p):
     x = np.zeros((2, 3, 3, 2), "float32")
     x[1, :, :, 1] = RNG.standard_normal((3, 3))  # one non-zero map, the rest zeros
@@ -277,13 +275,11 @@ def test_unknown_spatial_size_in_a_functional_model():
 
 
 def test_config_round_trip():
-    layer = GlobalPNormPooling2D(
-        p=5, trainable_p=True, keepdims=True, data_format="channels_first", name="gem"
-    )
+    layer = GlobalPNormPooling2D(p=5, trainable_p=True, keepdims=True,
+                                 data_format="channels_first", name="gem")
     config = layer.get_config()
-    for key, value in dict(
-        p=5.0, trainable_p=True, keepdims=True, data_format="channels_first"
-    ).items():
+    for key, value in dict(p=5.0, trainable_p=True, keepdims=True,
+                           data_format="channels_first").items():
         assert config[key] == value
     clone = GlobalPNormPooling2D.from_config(json.loads(json.dumps(config)))
     assert clone.get_config() == config
@@ -298,9 +294,8 @@ def test_save_and_load(tmp_path):
     features = keras.layers.Conv2D(4, 3)(inputs)
     gem = GlobalPNormPooling2D(p=3, trainable_p=True)
     functional = keras.Model(inputs, keras.layers.Dense(2)(gem(features)))
-    sequential = keras.Sequential(
-        [keras.Input((6, 6, 3)), GlobalPNormPooling2D(p="inf", keepdims=True)]
-    )
+    sequential = keras.Sequential([keras.Input((6, 6, 3)),
+                                   GlobalPNormPooling2D(p="inf", keepdims=True)])
     x = _x((3, 6, 6, 3))
     gem.rho.assign(np.array([-1.0, 0.0, 1.0, 2.0], "float32"))
     for name, model in (("functional", functional), ("sequential", sequential)):

@@ -30,10 +30,10 @@ def _reference(kind, x, p):
     """Float64 mean p-norm per window (2x2 blocks, or the whole map), one p per channel."""
     a = np.abs(np.asarray(x, "float64"))
     if kind == "global":
-        return np.mean(a**p, axis=(1, 2)) ** (1 / p)
+        return np.mean(a ** p, axis=(1, 2)) ** (1 / p)
     b, h, w, c = a.shape
     blocks = a.reshape(b, h // 2, 2, w // 2, 2, c)
-    return np.mean(blocks**p, axis=(2, 4)) ** (1 / p)
+    return np.mean(blocks ** p, axis=(2, 4)) ** (1 / p)
 
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))
@@ -55,20 +55,15 @@ def test_scale_multiplies_the_gradient_wrt_rho(kind, scale):
         return np.sum(_reference(kind, x, 1 + np.logaddexp(0, scale * stored)) * upstream)
 
     stored = effective / scale
-    np.testing.assert_allclose(
-        grad_rho,
-        numeric_grad(loss, stored, eps=1e-6 / scale),
-        rtol=GRAD_RTOL * 10,
-        atol=GRAD_RTOL * 1e-2,
-    )
+    np.testing.assert_allclose(grad_rho, numeric_grad(loss, stored, eps=1e-6 / scale),
+                               rtol=GRAD_RTOL * 10, atol=GRAD_RTOL * 1e-2)
     # The same layer at scale 1 with the same p: the gradient is `scale` times smaller.
     plain = LAYERS[kind](p=3.0, dtype=GRAD_DTYPE)
     plain.build(x.shape)
     plain.rho.assign(effective.astype(GRAD_DTYPE))
     _, grad_plain = layer_grads(plain, x.astype(GRAD_DTYPE), upstream.astype(GRAD_DTYPE))
-    np.testing.assert_allclose(
-        grad_rho, scale * grad_plain, rtol=1e-9 if BACKEND == "tensorflow" else 1e-5
-    )
+    np.testing.assert_allclose(grad_rho, scale * grad_plain, rtol=1e-9 if BACKEND ==
+                               "tensorflow" else 1e-5)
 
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))
@@ -96,7 +91,6 @@ def test_invalid_scale_is_rejected(value):
 
 
 def test_downsampling_spec_passes_the_scale_to_the_layer():
-    layer = models.make_downsampling(
-        {"name": "pnorm_learned", "p": 3, "p_lr_scale": 10}, pool_size=2, name="down1"
-    )
+    layer = models.make_downsampling({"name": "pnorm_learned", "p": 3, "p_lr_scale": 10},
+                                     pool_size=2, name="down1")
     assert layer.trainable_p and layer.p_lr_scale == 10.0

@@ -285,10 +285,8 @@ def test_learned_p_gradients_match_finite_differences(pool_size, strides, paddin
     )
 
 
-@pytest.mark.parametrize(
-    "p, trainable_p",
-    [(1.0, False), (2.0, False), (3.0, False), (2.5, False), (8.0, False), (3.0, True)],
-)
+@pytest.mark.parametrize("p, trainable_p", [(1.0, False), (2.0, False), (3.0, False),
+                                            (2.5, False), (8.0, False), (3.0, True)])
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_gradients_finite_on_all_zero_windows(p, trainable_p, padding):
     x = np.zeros((1, 4, 5, 2), "float32")
@@ -340,7 +338,8 @@ def test_learned_p_per_channel_matches_reference():
     layer.rho.assign(np.array([-3.0, 0.5, 4.0], "float32"))
     p = 1 + _softplus(np.array([-3.0, 0.5, 4.0]))
     np.testing.assert_allclose(layer.p_values(), p, rtol=1e-6)
-    np.testing.assert_allclose(_np(layer(x)), reference(x, (3, 3), (2, 2), "same", p), rtol=1e-5)
+    np.testing.assert_allclose(_np(layer(x)), reference(x, (3, 3), (2, 2), "same", p),
+                               rtol=1e-5)
 
 
 def test_learned_p_never_below_one():
@@ -349,7 +348,8 @@ def test_learned_p_never_below_one():
     layer.build(x.shape)
     layer.rho.assign(np.array([-1e4, -60.0], "float32"))
     assert np.all(layer.p_values() >= 1.0)
-    np.testing.assert_allclose(_np(layer(x)), reference(x, (2, 2), (2, 2), "valid", 1.0), rtol=1e-5)
+    np.testing.assert_allclose(_np(layer(x)), reference(x, (2, 2), (2, 2), "valid", 1.0),
+                               rtol=1e-5)
     upstream = np.ones(layer.compute_output_shape(x.shape), "float32")
     for grad in layer_grads(layer, x, upstream):
         assert np.all(np.isfinite(grad))
@@ -395,41 +395,25 @@ def test_compute_output_shape(pool_size, strides, padding, hw, data_format):
 
 def test_unknown_spatial_size_in_a_functional_model():
     inputs = keras.Input((None, None, 2))
-    model = keras.Model(
-        inputs,
-        [
-            PNormPooling2D(2, p=3)(inputs),
-            PNormPooling2D(3, 2, "same", p=3, trainable_p=True)(inputs),
-        ],
-    )
+    model = keras.Model(inputs, [PNormPooling2D(2, p=3)(inputs),
+                                 PNormPooling2D(3, 2, "same", p=3, trainable_p=True)(inputs)])
     for hw in ((6, 6), (7, 9)):
         x = _x((2, *hw, 2))
         y_blocks, y_patches = model.predict(x, verbose=0)
-        np.testing.assert_allclose(y_blocks, reference(x, (2, 2), (2, 2), "valid", 3.0), rtol=1e-5)
-        np.testing.assert_allclose(y_patches, reference(x, (3, 3), (2, 2), "same", 3.0), rtol=1e-5)
+        np.testing.assert_allclose(y_blocks, reference(x, (2, 2), (2, 2), "valid", 3.0),
+                                   rtol=1e-5)
+        np.testing.assert_allclose(y_patches, reference(x, (3, 3), (2, 2), "same", 3.0),
+                                   rtol=1e-5)
 
 
 def test_config_round_trip():
     layer = PNormPooling2D(
-        pool_size=(3, 2),
-        strides=(1, 2),
-        padding="SAME",
-        p=5,
-        trainable_p=True,
-        reduction="sum",
-        data_format="channels_first",
-        name="lp",
+        pool_size=(3, 2), strides=(1, 2), padding="SAME", p=5, trainable_p=True,
+        reduction="sum", data_format="channels_first", name="lp",
     )
     config = layer.get_config()
-    for key, value in dict(
-        pool_size=(3, 2),
-        strides=(1, 2),
-        padding="same",
-        p=5.0,
-        trainable_p=True,
-        reduction="sum",
-        data_format="channels_first",
-    ).items():
+    for key, value in dict(pool_size=(3, 2), strides=(1, 2), padding="same", p=5.0,
+                           trainable_p=True, reduction="sum", data_format="channels_first").items():
         assert config[key] == value
     clone = PNormPooling2D.from_config(json.loads(json.dumps(config)))
     assert json.loads(json.dumps(clone.get_config())) == json.loads(json.dumps(config))
@@ -453,16 +437,14 @@ def _trained_like(model, x):
 
 
 def test_save_and_load_sequential(tmp_path):
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 3)),
-            keras.layers.Conv2D(4, 3, padding="same"),
-            PNormPooling2D(2, p=3, trainable_p=True),
-            PNormPooling2D(2, strides=1, padding="same", p="inf"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(2),
-        ]
-    )
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(4, 3, padding="same"),
+        PNormPooling2D(2, p=3, trainable_p=True),
+        PNormPooling2D(2, strides=1, padding="same", p="inf"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(2),
+    ])
     x = _x((3, 8, 8, 3))
     expected = _trained_like(model, x)
     path = tmp_path / "sequential.keras"
@@ -476,7 +458,9 @@ def test_save_and_load_sequential(tmp_path):
 def test_save_and_load_functional(tmp_path):
     inputs = keras.Input((3, 9, 9), name="image")
     a = PNormPooling2D(3, 2, "same", p=4, trainable_p=True, data_format="channels_first")(inputs)
-    b = PNormPooling2D(3, 2, "same", p=1.5, reduction="sum", data_format="channels_first")(inputs)
+    b = PNormPooling2D(3, 2, "same", p=1.5, reduction="sum", data_format="channels_first")(
+        inputs
+    )
     outputs = keras.layers.Concatenate(axis=1)([a, b])
     model = keras.Model(inputs, outputs)
     x = _x((2, 3, 9, 9))
