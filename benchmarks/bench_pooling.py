@@ -11,7 +11,8 @@ gradient with respect to the input and the layer's weights for, with 2x2 windows
   `hidden_units=[16]`, and with one network per channel (`shared=False`),
 
 and, as the overlapping windows of All-CNN and Network in Network, with 3x3 windows, stride
-2, "same" padding: `AveragePooling2D`, `PNormPooling2D(p=3)` and `MLPPooling2D`. Each is
+2, "same" padding: `AveragePooling2D`, `PNormPooling2D(p=3)` (fixed and learned p) and
+`MLPPooling2D`. Each is
 compiled as `tf.function(jit_compile=False)` (graph) and `tf.function(jit_compile=True)` (XLA)
 on the TensorFlow backend and compared with `AveragePooling2D` of the same windows in the same
 mode. When torch is importable, `torch.nn.LPPool2d(3, 2)` and `torch.nn.AvgPool2d(2)` run on
@@ -19,9 +20,9 @@ the same data (NCHW, torch's native layout) with as many threads as TensorFlow u
 figure is the median over rounds x repeats after a warm-up; the variants alternate within
 every round so that drift in the machine's load hits all of them.
 
-Targets (2x2 windows): p-norm at most 3x AveragePooling2D in the same mode, learned p at most
-4x, the fixed p at least 3x faster than torch's LPPool2d (whose p is fixed), and the default
-MLPPooling2D at most 4x AveragePooling2D in graph mode.
+Targets (2x2 windows): p-norm, fixed or learned p, at most 2x AveragePooling2D in graph mode and
+at most 1x under XLA, the fixed p at least 3x faster than torch's LPPool2d (whose p is fixed),
+and the default MLPPooling2D at most 4x AveragePooling2D in graph mode.
 
     .venv/bin/python benchmarks/bench_pooling.py [--rounds 5] [--repeats 10]
 """
@@ -47,8 +48,7 @@ from keras import ops  # noqa: E402
 from kerascnn.layers import MLPPooling2D, PNormPooling2D  # noqa: E402
 
 SHAPE = (64, 32, 32, 64)
-TARGET_RATIO = 3.0
-TARGET_RATIO_LEARNED = 4.0
+TARGET_RATIO = {"graph": 2.0, "XLA": 1.0}  # p-norm, fixed or learned p, per mode
 TARGET_TORCH_SPEEDUP = 3.0
 TARGET_RATIO_MLP = 4.0  # default MLPPooling2D, graph mode
 GEOMETRIES = {"2x2": ((2, 2), (2, 2), "valid"), "3x3/2 same": ((3, 3), (2, 2), "same")}
@@ -97,6 +97,9 @@ def tf_variants():
         ("2x2", "MLPPooling2D(shared=False)"): lambda: MLPPooling2D(*window, shared=False),
         ("3x3/2 same", BASELINE): lambda: keras.layers.AveragePooling2D(*overlap),
         ("3x3/2 same", "PNormPooling2D(p=3)"): lambda: PNormPooling2D(*overlap, p=3),
+        ("3x3/2 same", "PNormPooling2D(p=3, learned)"): lambda: PNormPooling2D(
+            *overlap, p=3, trainable_p=True
+        ),
         ("3x3/2 same", "MLPPooling2D (default)"): lambda: MLPPooling2D(*overlap),
     }
 
@@ -136,7 +139,7 @@ def targets(name, mode, ratio, torch_speedup):
     """The missed targets of one 2x2 row, as messages."""
     misses = []
     if name.startswith("PNormPooling2D"):
-        limit = TARGET_RATIO_LEARNED if "learned" in name else TARGET_RATIO
+        limit = TARGET_RATIO[mode]
         if ratio > limit:
             misses.append(f"{name} [{mode}] over {limit:g}x {BASELINE}")
         if "learned" not in name and torch_speedup and torch_speedup < TARGET_TORCH_SPEEDUP:
@@ -217,8 +220,9 @@ def main(argv=None):
             misses += targets(name, mode, ratio, speedup)
     print()
     print(
-        f"targets (2x2): p-norm <= {TARGET_RATIO:g}x {BASELINE}, learned <= "
-        f"{TARGET_RATIO_LEARNED:g}x; fixed p >= {TARGET_TORCH_SPEEDUP:g}x faster than torch "
+        f"targets (2x2): p-norm, fixed or learned, <= {TARGET_RATIO['graph']:g}x {BASELINE} in "
+        f"graph mode, <= {TARGET_RATIO['XLA']:g}x under XLA; fixed p >= "
+        f"{TARGET_TORCH_SPEEDUP:g}x faster than torch "
         f"LPPool2d (which has a fixed p); default MLPPooling2D <= {TARGET_RATIO_MLP:g}x "
         f"{BASELINE} in graph mode"
     )

@@ -1,12 +1,12 @@
 """Argument standardisation and validation shared by all the layers.
 
-Private helpers: each one turns a user argument into its canonical form or raises a
-``ValueError`` that names the argument and the received value. The output-size rule of a
-window (pooling or convolution) lives here too, in `output_length`, and the 4D output shape
-built from it in `spatial_output_shape`.
+Each helper turns a user argument into its canonical form or raises a ``ValueError`` that names
+the argument and the received value. The output-size rule of a window lives here too.
 """
 
+import math
 import numbers
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -79,6 +79,127 @@ def standardize_choice(value, name, choices):
     )
 
 
+def standardize_p(p, trainable_p=False):
+    """Validates `p` and returns it as a Python float (``math.inf`` for the max).
+
+    Accepts numbers >= 1, ``float("inf")`` and the strings ``"inf"`` / numbers as strings
+    (YAML configs). Rejects booleans, NaN, values below 1, other strings and other types, and
+    an infinite `p` when `trainable_p` is set.
+    """
+    error = ValueError(
+        f"Invalid value for argument `p`. Expected a number >= 1 or inf. Received: p={p!r}"
+    )
+    if isinstance(p, bool | np.bool_) or p is None:
+        raise error
+    if isinstance(p, str):
+        try:
+            value = float(p.strip())
+        except ValueError:
+            raise error from None
+    elif isinstance(p, numbers.Real):
+        value = float(p)
+    else:
+        raise error
+    if math.isnan(value) or value < 1.0:
+        raise error
+    if trainable_p and math.isinf(value):
+        raise ValueError(
+            "Invalid value for argument `p`. Expected a finite number >= 1 to start a learned "
+            f"p from (trainable_p=True). Received: p={p!r}"
+        )
+    return value
+
+
+def standardize_p_lr_scale(value):
+    """Validates `p_lr_scale` (a finite number > 0) and returns it as a Python float."""
+    if (
+        isinstance(value, bool | np.bool_)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(float(value))
+        or float(value) <= 0
+    ):
+        raise ValueError(
+            "Invalid value for argument `p_lr_scale`. Expected a finite number > 0. "
+            f"Received: p_lr_scale={value!r}"
+        )
+    return float(value)
+
+
+def _positive_ints(value, name, expected, allow_empty=False):
+    """`value` (any sequence but a string: lists, tuples, a YAML config's lists) as a tuple of
+    ints > 0."""
+    valid = (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and (allow_empty or len(value) > 0)
+        and all(is_int(item) and item > 0 for item in value)
+    )
+    if not valid:
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected {expected}. Received: {name}={value!r}"
+        )
+    return tuple(int(item) for item in value)
+
+
+def standardize_hidden_units(hidden_units):
+    expected = (
+        "a list or tuple of positive integers (the widths of the hidden layers, such as [8] or "
+        "[16, 8]; [] for a linear map of the window)"
+    )
+    return _positive_ints(hidden_units, "hidden_units", expected, allow_empty=True)
+
+
+def standardize_filters(filters):
+    """`filters` as a tuple of ints > 0; an int is one convolution, as for `Conv2D`."""
+    if is_int(filters) and filters > 0:
+        return (int(filters),)
+    expected = (
+        "a positive integer or a non-empty list or tuple of positive integers, such as 96 or "
+        "[192, 160, 96]"
+    )
+    return _positive_ints(filters, "filters", expected)
+
+
+def standardize_connections(connections, filters):
+    """Returns `connections` as a tuple of sorted tuples of ints, or raises `ValueError`."""
+
+    def fail(problem):
+        raise ValueError(
+            f"Invalid value for argument `connections`: {problem}. Expected a list with one "
+            "entry per output map (filters entries), each entry a non-empty list of distinct "
+            "input-map indices, e.g. [[0, 1, 2], [1, 2, 3]]. "
+            f"Received: connections={connections!r}"
+        )
+
+    if isinstance(connections, np.ndarray):
+        connections = connections.tolist()
+    if not isinstance(connections, (list, tuple)):
+        fail("it is not a list of lists")
+    if len(connections) == 0:
+        fail("it is empty")
+    table = []
+    for j, entry in enumerate(connections):
+        if isinstance(entry, np.ndarray):
+            entry = entry.tolist()
+        if isinstance(entry, (set, frozenset)):
+            entry = list(entry)
+        if not isinstance(entry, (list, tuple, range)):
+            fail(f"entry {j} ({entry!r}) is not a list of input-map indices")
+        if len(entry) == 0:
+            fail(f"entry {j} is empty (every output map needs at least one input map)")
+        for index in entry:
+            if not is_int(index):
+                fail(f"entry {j} contains {index!r}, which is not an integer")
+            if index < 0:
+                fail(f"entry {j} contains the negative index {index}")
+        if len(set(entry)) != len(entry):
+            fail(f"entry {j} ({list(entry)}) contains duplicate indices")
+        table.append(tuple(sorted(int(index) for index in entry)))
+    if filters is not None and len(table) != filters:
+        fail(f"it has {len(table)} entries but filters={filters}")
+    return tuple(table)
+
+
 def _get(getter, value, name):
     try:
         return getter(value)
@@ -140,21 +261,28 @@ def kernel_and_bias_config(layer):
     }
 
 
+_SPATIAL_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+
+
 def channel_axis(data_format):
-    """The channel axis of a 4D tensor in `data_format`."""
+    """The channel axis of a tensor in `data_format` (whatever its rank)."""
     return -1 if data_format == "channels_last" else 1
 
 
 def check_input_shape(input_shape, layer, expected_channels=None, known_channels=True):
-    """Checks that `input_shape` is 4D (and, optionally, its channel count); returns channels.
+    """Checks that `input_shape` has the layer's rank (and, optionally, its channel count).
 
-    With `known_channels=False` an unknown (`None`) channel count is accepted and returned.
+    The rank is ``layer.rank + 2`` (batch, spatial axes, channels), 4D for a layer without a
+    `rank`. Returns the channel count; with `known_channels=False` an unknown (`None`) channel
+    count is accepted and returned.
     """
     input_shape = tuple(input_shape)
-    if len(input_shape) != 4:
+    rank = getattr(layer, "rank", 2)
+    if len(input_shape) != rank + 2:
+        spatial = ", ".join(_SPATIAL_NAMES[rank])
         raise ValueError(
-            f"Layer {layer.__class__.__name__} (name={layer.name!r}) expects a 4D input "
-            "(batch, height, width, channels) or (batch, channels, height, width). "
+            f"Layer {layer.__class__.__name__} (name={layer.name!r}) expects a {rank + 2}D input "
+            f"(batch, {spatial}, channels) or (batch, channels, {spatial}). "
             f"Received: input_shape={input_shape}"
         )
     channels = input_shape[channel_axis(layer.data_format)]
@@ -196,15 +324,21 @@ def same_padding(length, window, stride):
     return total // 2, total - total // 2
 
 
+def spatial_axes(rank, data_format):
+    """The spatial axes of a ``rank + 2``-D tensor in `data_format`."""
+    first = 1 if data_format == "channels_last" else 2
+    return tuple(range(first, first + rank))
+
+
 def spatial_output_shape(layer, input_shape, channels_out, window, strides, padding):
-    """The 4D output shape of a windowed op; raises if the window does not fit."""
-    if layer.data_format == "channels_last":
-        height, width = input_shape[1], input_shape[2]
-    else:
-        height, width = input_shape[2], input_shape[3]
-    out_h = output_length(height, window[0], strides[0], padding)
-    out_w = output_length(width, window[1], strides[1], padding)
-    for size in (out_h, out_w):
+    """The output shape of a windowed op (any number of spatial axes); raises if the window
+    does not fit."""
+    axes = spatial_axes(len(window), layer.data_format)
+    sizes = tuple(
+        output_length(input_shape[axis], k, s, padding)
+        for axis, k, s in zip(axes, window, strides, strict=True)
+    )
+    for size in sizes:
         if size is not None and size <= 0:
             raise ValueError(
                 f"Layer {layer.__class__.__name__} (name={layer.name!r}): the window "
@@ -212,5 +346,5 @@ def spatial_output_shape(layer, input_shape, channels_out, window, strides, padd
                 f"Received: input_shape={tuple(input_shape)}"
             )
     if layer.data_format == "channels_last":
-        return (input_shape[0], out_h, out_w, channels_out)
-    return (input_shape[0], channels_out, out_h, out_w)
+        return (input_shape[0], *sizes, channels_out)
+    return (input_shape[0], channels_out, *sizes)

@@ -1,4 +1,5 @@
-"""The base of the p-norm pooling layers: the exponent, the learned p and the data format.
+"""The bases of the p-norm pooling layers (1D, 2D, 3D, windowed and global): the exponent,
+the learned p, and the call that pools in the stable form of `_pnorm`.
 
 A learned p is parameterised as ``p = 1 + softplus(p_lr_scale * rho)`` with one ``rho`` per
 channel, so that it never drops below 1; ``rho`` starts where p equals the given `p`. The factor
@@ -6,66 +7,20 @@ channel, so that it never drops below 1; ``rho`` starts where p equals the given
 optimizer: the gradient with respect to the stored ``rho`` is `p_lr_scale` times the gradient
 with respect to ``p_lr_scale * rho``, so an adaptive optimizer (Adam, RMSprop) moves the
 effective exponent `p_lr_scale` times faster, and plain SGD `p_lr_scale ** 2` times faster. The
-math lives in `_pnorm`; the checks of the arguments every layer shares live in `_args`.
+math lives in `_pnorm`, the windows in `_windows`, the argument checks in `_args`; the class
+docstrings of the public layers are written once here, for any number of spatial axes.
 """
 
 import math
-import numbers
 
 import keras
 import numpy as np
 from keras import ops
 
-from kerascnn.layers import _args
+from kerascnn.layers import _args, _base_pooling, _pnorm, _windows
 
 # Smallest value p - 1 starts from when p is learned (p = 1 exactly has rho = -inf).
 _MIN_LEARNED_EXCESS = 1e-6
-
-
-def standardize_p(p, trainable_p=False):
-    """Validates `p` and returns it as a Python float (``math.inf`` for the max).
-
-    Accepts numbers >= 1, ``float("inf")`` and the strings ``"inf"`` / numbers as strings
-    (YAML configs). Rejects booleans, NaN, values below 1, other strings and other types, and
-    an infinite `p` when `trainable_p` is set.
-    """
-    error = ValueError(
-        f"Invalid value for argument `p`. Expected a number >= 1 or inf. Received: p={p!r}"
-    )
-    if isinstance(p, bool | np.bool_) or p is None:
-        raise error
-    if isinstance(p, str):
-        try:
-            value = float(p.strip())
-        except ValueError:
-            raise error from None
-    elif isinstance(p, numbers.Real):
-        value = float(p)
-    else:
-        raise error
-    if math.isnan(value) or value < 1.0:
-        raise error
-    if trainable_p and math.isinf(value):
-        raise ValueError(
-            "Invalid value for argument `p`. Expected a finite number >= 1 to start a learned "
-            f"p from (trainable_p=True). Received: p={p!r}"
-        )
-    return value
-
-
-def standardize_p_lr_scale(value):
-    """Validates `p_lr_scale` (a finite number > 0) and returns it as a Python float."""
-    if (
-        isinstance(value, bool | np.bool_)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(float(value))
-        or float(value) <= 0
-    ):
-        raise ValueError(
-            "Invalid value for argument `p_lr_scale`. Expected a finite number > 0. "
-            f"Received: p_lr_scale={value!r}"
-        )
-    return float(value)
 
 
 def p_to_config(p):
@@ -94,25 +49,25 @@ def compute_dtype_for(dtype):
     return "float32" if dtype in ("float16", "bfloat16") else dtype
 
 
-class PNormPoolingBase(keras.layers.Layer):
-    """Base of the p-norm pooling layers: the exponent, the learned p and the data format.
+class _PNorm:
+    """The exponent of a p-norm pooling layer: `p`, `trainable_p` and `p_lr_scale`.
 
-    Subclasses implement `call` (with `p_for_call`), `compute_output_shape` and extend
-    `get_config`.
+    Mixed in before a pooling base, whose `build` calls `build_weights`.
     """
 
-    def __init__(self, p, trainable_p, data_format, p_lr_scale=1.0, **kwargs):
+    def __init__(self, *, p, trainable_p, p_lr_scale, **kwargs):
         super().__init__(**kwargs)
         self.trainable_p = _args.standardize_bool(trainable_p, "trainable_p")
-        self.p = standardize_p(p, self.trainable_p)
-        self.p_lr_scale = standardize_p_lr_scale(p_lr_scale)
-        self.data_format = _args.standardize_data_format(data_format)
-        self.input_spec = keras.layers.InputSpec(ndim=4)
+        self.p = _args.standardize_p(p, self.trainable_p)
+        self.p_lr_scale = _args.standardize_p_lr_scale(p_lr_scale)
         self.rho = None
 
-    def build(self, input_shape):
+    @property
+    def needs_channels(self):
         # A learned p has one weight per channel: it needs the channel count.
-        channels = _args.check_input_shape(input_shape, self, known_channels=self.trainable_p)
+        return self.trainable_p
+
+    def build_weights(self, channels, input_shape):
         if self.trainable_p:
             self.rho = self.add_weight(
                 shape=(channels,),
@@ -120,8 +75,6 @@ class PNormPoolingBase(keras.layers.Layer):
                 name="rho",
                 autocast=False,
             )
-        axis = _args.channel_axis(self.data_format)
-        self.input_spec = keras.layers.InputSpec(ndim=4, axes={axis: channels})
 
     def p_values(self):
         """The current p of every channel, as a NumPy array (float64) of shape `(channels,)`.
@@ -142,7 +95,18 @@ class PNormPoolingBase(keras.layers.Layer):
             return self.p
         rho = ops.cast(self.rho, dtype)
         p = 1.0 + ops.softplus(rho if self.p_lr_scale == 1.0 else rho * self.p_lr_scale)
-        return p if self.data_format == "channels_last" else ops.reshape(p, (-1, 1, 1))
+        if self.data_format == "channels_last":
+            return p
+        return ops.reshape(p, (-1, *(1,) * self.rank))
+
+    def call(self, inputs):
+        dtype = compute_dtype_for(inputs.dtype)
+        x = ops.cast(inputs, dtype)
+        if math.isinf(self.p):
+            z = self.max_abs(ops.abs(x))
+        else:
+            z = self.pool(x, self.p_for_call(dtype), dtype)
+        return ops.cast(z, inputs.dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -151,7 +115,83 @@ class PNormPoolingBase(keras.layers.Layer):
                 "p": p_to_config(self.p),
                 "trainable_p": self.trainable_p,
                 "p_lr_scale": self.p_lr_scale,
-                "data_format": self.data_format,
             }
         )
         return config
+
+
+class BasePNormPooling(_PNorm, _base_pooling.BasePooling):
+    """P-norm pooling over windows of `rank` spatial axes."""
+
+    def __init__(
+        self,
+        rank,
+        pool_size,
+        strides,
+        padding,
+        p,
+        trainable_p,
+        reduction,
+        data_format,
+        p_lr_scale,
+        **kwargs,
+    ):
+        super().__init__(
+            rank=rank,
+            pool_size=pool_size,
+            strides=strides,
+            padding=padding,
+            data_format=data_format,
+            p=p,
+            trainable_p=trainable_p,
+            p_lr_scale=p_lr_scale,
+            **kwargs,
+        )
+        self.reduction = _args.standardize_choice(reduction, "reduction", ("mean", "sum"))
+
+    def max_abs(self, a):
+        return ops.max_pool(a, self.pool_size, self.strides, self.padding, self.data_format)
+
+    def pool(self, x, p, dtype):
+        x, windows = _windows.pooling_view(
+            x, self.pool_size, self.strides, self.padding, self.data_format, dtype
+        )
+        z = _pnorm.pnorm_mean(x, p, windows)
+        if self.reduction == "sum":
+            count = ops.cast(ops.convert_to_tensor(windows.count), dtype)
+            z = z * ops.exp(ops.log(count) / p)
+        return z
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"reduction": self.reduction})
+        return config
+
+
+class BaseGlobalPNormPooling(_PNorm, _base_pooling.BaseGlobalPooling):
+    """P-norm pooling of the whole map of `rank` spatial axes (generalized-mean pooling)."""
+
+    def __init__(self, rank, p, trainable_p, keepdims, data_format, p_lr_scale, **kwargs):
+        super().__init__(
+            rank=rank,
+            keepdims=keepdims,
+            data_format=data_format,
+            p=p,
+            trainable_p=trainable_p,
+            p_lr_scale=p_lr_scale,
+            **kwargs,
+        )
+
+    def max_abs(self, a):
+        return self._squeeze(ops.max(a, axis=self._axes(), keepdims=True))
+
+    def pool(self, x, p, dtype):
+        spatial = _windows.spatial_shape(x, self.data_format, self.rank)
+        windows = _windows.GlobalWindows(self.data_format, self.rank, spatial, dtype)
+        return self._squeeze(_pnorm.pnorm_mean(x, p, windows))
+
+    def _axes(self):
+        return _args.spatial_axes(self.rank, self.data_format)
+
+    def _squeeze(self, z):
+        return z if self.keepdims else ops.squeeze(z, axis=self._axes())

@@ -5,20 +5,6 @@ import keras
 from kerascnn.layers import _args
 
 
-def _standardize_filters(filters):
-    valid = (
-        isinstance(filters, (list, tuple))
-        and len(filters) > 0
-        and all(_args.is_int(f) and f > 0 for f in filters)
-    )
-    if not valid:
-        raise ValueError(
-            "Invalid value for argument `filters`. Expected a non-empty list or tuple of "
-            f"positive integers, such as [192, 160, 96]. Received: filters={filters!r}"
-        )
-    return tuple(int(f) for f in filters)
-
-
 def _copy(initializer):
     """A new initializer with the same configuration (and seed, when one was given)."""
     return initializer.__class__.from_config(initializer.get_config())
@@ -45,9 +31,11 @@ class MLPConv2D(keras.layers.Layer):
     cross-channel parametric pooling" layers of the original model).
 
     Args:
-        filters: non-empty list or tuple of positive integers, the output channels of each
-            convolution; the first entry is for the `k x k` convolution. For example
-            `[192, 160, 96]` is the first block of the CIFAR-10 Network in Network.
+        filters: positive integer, or non-empty list or tuple of positive integers, the output
+            channels of each convolution; the first entry is for the `k x k` convolution. For
+            example `[192, 160, 96]` is the first block of the CIFAR-10 Network in Network. An
+            integer means one convolution with that many filters, as for `Conv2D` (`96` is
+            `[96]`).
         kernel_size: int or tuple of 2 integers, the size of the first convolution's kernel.
         strides: int or tuple of 2 integers, the stride of the first convolution (the 1x1
             convolutions use stride 1).
@@ -114,7 +102,7 @@ class MLPConv2D(keras.layers.Layer):
             ),
             **kwargs,
         )
-        self.filters = _standardize_filters(filters)
+        self.filters = _args.standardize_filters(filters)
         self.kernel_size = _args.standardize_tuple(kernel_size, "kernel_size")
         self.strides = _args.standardize_tuple(strides, "strides")
         self.padding = _args.standardize_padding(padding)

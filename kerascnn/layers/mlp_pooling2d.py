@@ -1,44 +1,17 @@
 """Network-in-network pooling: a small multilayer perceptron applied to every pooling window.
 
-The windows are gathered without a convolution: the input is padded (or cropped) to a whole
-number of strides, reshaped so that every stride phase ``(i mod s_h, j mod s_w)`` is an axis of
-its own, and transposed once so that the phases lead and the innermost axis stays contiguous.
-Cell ``(a, b)`` of every window then lies in phase ``(a mod s_h, b mod s_w)`` at offset
-``(a // s_h, b // s_w)``: for non-overlapping windows (``strides == pool_size``) the transposed
-tensor is the window stack itself, and overlapping windows take one unit-stride slice per
-offset. The network is a chain of matrix products over the cell axis, all windows (and, with a
-shared network, all channels) in one product; the mean path is average pooling of the input.
-
-Why not a depthwise convolution for the gather and the first layer: TensorFlow has no CPU
-kernel for unequal strides and XLA compiles grouped convolutions to slow loops. Strided slices
-are avoided too: their gradient is slow on TensorFlow, that of a plain slice is a pad. On
-TensorFlow's CPU graph mode the cost is about one average pooling for the transposes plus one
-per pass over the hidden activations, so it grows with `hidden_units` (see
-benchmarks/bench_pooling.py).
+The windows come from `_windows.gather` (a phase reshape, no convolution and no strided
+slices: TensorFlow has no CPU kernel for a depthwise convolution with unequal strides, XLA
+compiles grouped convolutions to slow loops, and the gradient of a strided slice is slow on
+TensorFlow). The network is a chain of matrix products over the cell axis, all windows (and,
+with a shared network, all channels) in one product; the mean path is average pooling of the
+input. The cost grows with `hidden_units` (see benchmarks/bench_pooling.py).
 """
-
-from collections.abc import Sequence
 
 import keras
 from keras import ops
 
-from kerascnn.layers import _args
-
-
-def _standardize_hidden_units(hidden_units):
-    # Any sequence but a string: lists, tuples, and the lists of a YAML config (OmegaConf).
-    valid = (
-        isinstance(hidden_units, Sequence)
-        and not isinstance(hidden_units, str)
-        and all(_args.is_int(units) and units > 0 for units in hidden_units)
-    )
-    if not valid:
-        raise ValueError(
-            "Invalid value for argument `hidden_units`. Expected a list or tuple of positive "
-            "integers (the widths of the hidden layers, such as [8] or [16, 8]; [] for a "
-            f"linear map of the window). Received: hidden_units={hidden_units!r}"
-        )
-    return tuple(int(units) for units in hidden_units)
+from kerascnn.layers import _args, _base_pooling, _windows
 
 
 def _per_channel(initializer, channels):
@@ -67,7 +40,7 @@ def _per_channel(initializer, channels):
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
-class MLPPooling2D(keras.layers.Layer):
+class MLPPooling2D(_base_pooling.BasePooling):
     """Network-in-network pooling: a small MLP maps every window of every channel to one value.
 
     Every pooling window `R` of every channel `c` is flattened to a vector `w` of its
@@ -177,17 +150,17 @@ class MLPPooling2D(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(
+            2,
+            pool_size,
+            strides,
+            padding,
+            data_format,
             activity_regularizer=_args.get_regularizer(
                 activity_regularizer, "activity_regularizer"
             ),
             **kwargs,
         )
-        self.pool_size = _args.standardize_tuple(pool_size, "pool_size")
-        self.strides = (
-            self.pool_size if strides is None else _args.standardize_tuple(strides, "strides")
-        )
-        self.padding = _args.standardize_padding(padding)
-        self.hidden_units = _standardize_hidden_units(hidden_units)
+        self.hidden_units = _args.standardize_hidden_units(hidden_units)
         self.activation = _args.get_activation(activation)
         self.shared = _args.standardize_bool(shared, "shared")
         self.use_bias = _args.standardize_bool(use_bias, "use_bias")
@@ -200,18 +173,10 @@ class MLPPooling2D(keras.layers.Layer):
             kernel_constraint,
             bias_constraint,
         )
-        self.data_format = _args.standardize_data_format(data_format)
-        self.input_spec = keras.layers.InputSpec(ndim=4)
         self.kernels = []
         self.biases = []
 
-    # -----------------------------------------------------------------------------------------
-    # Weights
-    # -----------------------------------------------------------------------------------------
-
-    def build(self, input_shape):
-        channels = _args.check_input_shape(input_shape, self)
-        self.compute_output_shape(input_shape)
+    def build_weights(self, channels, input_shape):
         lead = () if self.shared else (channels,)
         widths = (self.pool_size[0] * self.pool_size[1], *self.hidden_units, 1)
         self.kernels, self.biases = [], []
@@ -241,94 +206,19 @@ class MLPPooling2D(keras.layers.Layer):
                         name="output_bias" if output else f"bias_{index}",
                     )
                 )
-        axis = _args.channel_axis(self.data_format)
-        self.input_spec = keras.layers.InputSpec(ndim=4, axes={axis: channels})
-
-    # -----------------------------------------------------------------------------------------
-    # Forward pass
-    # -----------------------------------------------------------------------------------------
-
-    def _geometry(self, spatial):
-        """Per spatial axis: output size, phase length and (before, after) padding.
-
-        The input is padded (or, for a negative `after`, cropped) to `stride * phases` cells,
-        `before` of them in front; cells past the last window are never read.
-        """
-        geometry = []
-        for size, window, stride in zip(spatial, self.pool_size, self.strides, strict=True):
-            out = _args.output_length(size, window, stride, self.padding)
-            before = _args.same_padding(size, window, stride)[0] if self.padding == "same" else 0
-            phases = out + (window - 1) // stride
-            geometry.append((out, phases, before, stride * phases - before - size))
-        return geometry
-
-    def _windows(self, x, geometry):
-        """The windows of `x` as a `(groups, cells, n)` tensor, its layout, the cells' order.
-
-        With a shared network `groups` is 1 and `n` runs over the batch, the windows and the
-        channels; otherwise `groups` are the channels and `n` runs over the batch and the
-        windows. The layout is the shape that `(groups, n)` unfolds into: the output's own
-        shape when shared, `(channels, batch, out_h, out_w)` otherwise (`-1` for the batch).
-        The cells of a window come grouped by phase: `order[i]` is the row-major index
-        `a * pool_w + b` of the window cell `(a, b)` in position `i`.
-        """
-        channels_last = self.data_format == "channels_last"
-        (out_h, q_h, top, bottom), (out_w, q_w, left, right) = geometry
-        (k_h, k_w), (s_h, s_w) = self.pool_size, self.strides
-        x = _pad_or_crop(x, (top, left), (bottom, right), (s_h * q_h, s_w * q_w), channels_last)
-        channels = x.shape[-1] if channels_last else x.shape[1]
-        if channels_last:
-            source = ("B", "qh", "sh", "qw", "sw", "C")
-            x = ops.reshape(x, (-1, q_h, s_h, q_w, s_w, channels))
-        else:
-            source = ("B", "C", "qh", "sh", "qw", "sw")
-            x = ops.reshape(x, (-1, channels, q_h, s_h, q_w, s_w))
-        # The phases lead (after the channels when every channel has its own network); the
-        # other axes keep their order, so that the innermost axis stays contiguous.
-        rest = tuple(name for name in source if name not in ("sh", "sw"))
-        if self.shared:
-            target = ("sh", "sw", *rest)
-        else:
-            target = ("C", "sh", "sw", *(name for name in rest if name != "C"))
-        x = ops.transpose(x, [source.index(name) for name in target])
-        sizes = {"B": -1, "C": channels, "qh": out_h, "qw": out_w}
-        layout = tuple(sizes[name] for name in target if name not in ("sh", "sw"))
-        lead = (1,) if self.shared else (channels,)  # a leading 1 runs faster on TensorFlow
-        if (k_h, k_w) == (s_h, s_w):  # every window is one cell of each phase
-            order = tuple(range(k_h * k_w))
-            return ops.reshape(x, (*lead, k_h * k_w, -1)), layout, order
-        # Cell (a, b) of window (i, j) is cell (i + a // s_h, j + b // s_w) of phase
-        # (a % s_h, b % s_w): the cells with the same offsets (a // s_h, b // s_w) are one
-        # unit-stride slice of the leading phases (slices, unlike strided slices, have a
-        # cheap gradient).
-        parts, order = [], []
-        full = ops.shape(x)
-        for offset_h in range((k_h - 1) // s_h + 1):
-            n_h = min(s_h, k_h - offset_h * s_h)
-            for offset_w in range((k_w - 1) // s_w + 1):
-                n_w = min(s_w, k_w - offset_w * s_w)
-                start = {"qh": offset_h, "qw": offset_w}
-                shape = {"sh": n_h, "sw": n_w, "qh": out_h, "qw": out_w}
-                part = ops.slice(
-                    x,
-                    [start.get(name, 0) for name in target],
-                    [shape.get(name, full[i]) for i, name in enumerate(target)],
-                )
-                parts.append(ops.reshape(part, (*lead, n_h * n_w, -1)))
-                order += [
-                    (offset_h * s_h + i) * k_w + offset_w * s_w + j
-                    for i in range(n_h)
-                    for j in range(n_w)
-                ]
-        windows = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-2)
-        return windows, layout, tuple(order)
 
     def call(self, inputs):
         dtype = self.compute_dtype
         x = ops.cast(inputs, dtype)
         channels_last = self.data_format == "channels_last"
-        spatial = ops.shape(x)[1:3] if channels_last else ops.shape(x)[2:4]
-        windows, layout, order = self._windows(x, self._geometry(spatial))
+        windows, order = _windows.gather(
+            x, self.pool_size, self.strides, self.padding, self.data_format, not self.shared
+        )
+        # Layout: the output's own shape when shared, (channels, batch, out_h, out_w) otherwise.
+        layout = ops.shape(windows)
+        layout = (-1, *layout[2:]) if self.shared else (layout[0], -1, *layout[3:])
+        # One product per layer: (1 or channels, cells, n), a leading 1 runs faster on TF.
+        windows = ops.reshape(windows, (1 if self.shared else layout[0], len(order), -1))
 
         # Layer by layer, (n_out, n_in) @ (n_in, n): all windows (and, when shared, all
         # channels) in one product; per channel, one product per channel.
@@ -353,44 +243,16 @@ class MLPPooling2D(keras.layers.Layer):
         means = ops.average_pool(x, self.pool_size, self.strides, self.padding, self.data_format)
         return means + h
 
-    def compute_output_shape(self, input_shape):
-        channels = _args.check_input_shape(input_shape, self)
-        return _args.spatial_output_shape(
-            self, input_shape, channels, self.pool_size, self.strides, self.padding
-        )
-
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "pool_size": self.pool_size,
-                "strides": self.strides,
-                "padding": self.padding,
                 "hidden_units": list(self.hidden_units),
                 "activation": keras.activations.serialize(self.activation),
                 "shared": self.shared,
                 "use_bias": self.use_bias,
                 **_args.kernel_and_bias_config(self),
                 "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
-                "data_format": self.data_format,
             }
         )
         return config
-
-
-def _pad_or_crop(x, before, after, lengths, channels_last):
-    """Zero-pads the spatial axes of `x` by `before` / `after` cells and crops them to
-    `lengths` (a negative `after` crops). The sizes may be symbolic."""
-    if all(isinstance(v, int) for v in (*before, *after)):
-        pad, crop = any(v > 0 for v in (*before, *after)), any(v < 0 for v in after)
-        widths = [(b, max(a, 0)) for b, a in zip(before, after, strict=True)]
-    else:
-        pad = crop = True
-        widths = [(b, ops.maximum(a, 0)) for b, a in zip(before, after, strict=True)]
-    if pad:
-        widths = [(0, 0), *widths, (0, 0)] if channels_last else [(0, 0), (0, 0), *widths]
-        x = ops.pad(x, widths)
-    if crop:
-        height, width = lengths
-        x = x[:, :height, :width, :] if channels_last else x[:, :, :height, :width]
-    return x

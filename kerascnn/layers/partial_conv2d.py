@@ -7,46 +7,6 @@ from keras import ops
 from kerascnn.layers import _args
 
 
-def _standardize_connections(connections, filters):
-    """Returns `connections` as a tuple of sorted tuples of ints, or raises `ValueError`."""
-
-    def fail(problem):
-        raise ValueError(
-            f"Invalid value for argument `connections`: {problem}. Expected a list with one "
-            "entry per output map (filters entries), each entry a non-empty list of distinct "
-            "input-map indices, e.g. [[0, 1, 2], [1, 2, 3]]. "
-            f"Received: connections={connections!r}"
-        )
-
-    if isinstance(connections, np.ndarray):
-        connections = connections.tolist()
-    if not isinstance(connections, (list, tuple)):
-        fail("it is not a list of lists")
-    if len(connections) == 0:
-        fail("it is empty")
-    table = []
-    for j, entry in enumerate(connections):
-        if isinstance(entry, np.ndarray):
-            entry = entry.tolist()
-        if isinstance(entry, (set, frozenset)):
-            entry = list(entry)
-        if not isinstance(entry, (list, tuple, range)):
-            fail(f"entry {j} ({entry!r}) is not a list of input-map indices")
-        if len(entry) == 0:
-            fail(f"entry {j} is empty (every output map needs at least one input map)")
-        for index in entry:
-            if not _args.is_int(index):
-                fail(f"entry {j} contains {index!r}, which is not an integer")
-            if index < 0:
-                fail(f"entry {j} contains the negative index {index}")
-        if len(set(entry)) != len(entry):
-            fail(f"entry {j} ({list(entry)}) contains duplicate indices")
-        table.append(tuple(sorted(int(index) for index in entry)))
-    if filters is not None and len(table) != filters:
-        fail(f"it has {len(table)} entries but filters={filters}")
-    return tuple(table)
-
-
 @keras.saving.register_keras_serializable(package="kerascnn")
 class PartialConv2D(keras.layers.Layer):
     """2D convolution in which each output map sees only some input maps (a connection table).
@@ -143,7 +103,7 @@ class PartialConv2D(keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters = _args.standardize_positive_int(filters, "filters")
         self.kernel_size = _args.standardize_tuple(kernel_size, "kernel_size")
-        self.connections = _standardize_connections(connections, self.filters)
+        self.connections = _args.standardize_connections(connections, self.filters)
         self.strides = _args.standardize_tuple(strides, "strides")
         self.padding = _args.standardize_padding(padding)
         self.activation = _args.get_activation(activation)

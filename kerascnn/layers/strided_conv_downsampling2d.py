@@ -2,11 +2,11 @@
 
 import keras
 
-from kerascnn.layers import _args
+from kerascnn.layers import _args, _base_pooling
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
-class StridedConvDownsampling2D(keras.layers.Layer):
+class StridedConvDownsampling2D(_base_pooling.BasePooling):
     """Learned downsampling: a strided convolution used in place of a pooling layer.
 
     The all-convolutional net replaces each pooling layer by a convolution whose kernel
@@ -98,16 +98,16 @@ class StridedConvDownsampling2D(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(
+            2,
+            pool_size,
+            strides,
+            padding,
+            data_format,
             activity_regularizer=_args.get_regularizer(
                 activity_regularizer, "activity_regularizer"
             ),
             **kwargs,
         )
-        self.pool_size = _args.standardize_tuple(pool_size, "pool_size")
-        self.strides = (
-            self.pool_size if strides is None else _args.standardize_tuple(strides, "strides")
-        )
-        self.padding = _args.standardize_padding(padding)
         self.filters = _args.standardize_positive_int(filters, "filters", allow_none=True)
         self.depthwise = _args.standardize_bool(depthwise, "depthwise")
         self.activation = _args.get_activation(activation)
@@ -121,22 +121,18 @@ class StridedConvDownsampling2D(keras.layers.Layer):
             kernel_constraint,
             bias_constraint,
         )
-        self.data_format = _args.standardize_data_format(data_format)
-        self.input_spec = keras.layers.InputSpec(ndim=4)
         self.conv = None
 
-    def _output_channels(self, channels):
+    def output_channels(self, channels):
         return channels if self.filters is None else self.filters
 
-    def build(self, input_shape):
-        channels = _args.check_input_shape(input_shape, self)
+    def build_weights(self, channels, input_shape):
         if self.depthwise and self.filters is not None and self.filters != channels:
             raise ValueError(
                 "Invalid value for argument `filters`. With `depthwise=True`, `filters` must be "
                 f"None or equal to the number of input channels ({channels}). "
                 f"Received: filters={self.filters}"
             )
-        self.compute_output_shape(input_shape)
         common = dict(
             kernel_size=self.pool_size,
             strides=self.strides,
@@ -160,45 +156,28 @@ class StridedConvDownsampling2D(keras.layers.Layer):
             )
         else:
             self.conv = keras.layers.Conv2D(
-                filters=self._output_channels(channels),
+                filters=self.output_channels(channels),
                 kernel_initializer=self.kernel_initializer,
                 kernel_regularizer=self.kernel_regularizer,
                 kernel_constraint=self.kernel_constraint,
                 name="conv",
                 **common,
             )
-        self.conv.build(tuple(input_shape))
-        axis = _args.channel_axis(self.data_format)
-        self.input_spec = keras.layers.InputSpec(ndim=4, axes={axis: channels})
+        self.conv.build(input_shape)
 
     def call(self, inputs):
         return self.conv(inputs)
-
-    def compute_output_shape(self, input_shape):
-        channels = _args.check_input_shape(input_shape, self)
-        return _args.spatial_output_shape(
-            self,
-            input_shape,
-            self._output_channels(channels),
-            self.pool_size,
-            self.strides,
-            self.padding,
-        )
 
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "pool_size": self.pool_size,
-                "strides": self.strides,
-                "padding": self.padding,
                 "filters": self.filters,
                 "depthwise": self.depthwise,
                 "activation": keras.activations.serialize(self.activation),
                 "use_bias": self.use_bias,
                 **_args.kernel_and_bias_config(self),
                 "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
-                "data_format": self.data_format,
             }
         )
         return config

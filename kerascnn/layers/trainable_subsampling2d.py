@@ -3,11 +3,11 @@
 import keras
 from keras import ops
 
-from kerascnn.layers import _args
+from kerascnn.layers import _args, _base_pooling, _windows
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
-class TrainableSubsampling2D(keras.layers.Layer):
+class TrainableSubsampling2D(_base_pooling.BasePooling):
     """Trainable subsampling, the S-layers of LeNet-5.
 
     Each output unit adds up the inputs in its window, multiplies the sum by a trainable
@@ -72,31 +72,20 @@ class TrainableSubsampling2D(keras.layers.Layer):
         data_format=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.pool_size = _args.standardize_tuple(pool_size, "pool_size")
-        self.strides = (
-            self.pool_size if strides is None else _args.standardize_tuple(strides, "strides")
-        )
-        self.padding = _args.standardize_padding(padding)
+        super().__init__(2, pool_size, strides, padding, data_format, **kwargs)
         self.activation = _args.get_activation(activation)
         self.coefficient_initializer = _args.get_initializer(
             coefficient_initializer, "coefficient_initializer", "ones"
         )
         self.bias_initializer = _args.get_initializer(bias_initializer, "bias_initializer", "zeros")
-        self.data_format = _args.standardize_data_format(data_format)
-        self.input_spec = keras.layers.InputSpec(ndim=4)
 
-    def build(self, input_shape):
-        channels = _args.check_input_shape(input_shape, self)
-        self.compute_output_shape(input_shape)
+    def build_weights(self, channels, input_shape):
         self.coefficient = self.add_weight(
             shape=(channels,), initializer=self.coefficient_initializer, name="coefficient"
         )
         self.bias = self.add_weight(
             shape=(channels,), initializer=self.bias_initializer, name="bias"
         )
-        axis = _args.channel_axis(self.data_format)
-        self.input_spec = keras.layers.InputSpec(ndim=4, axes={axis: channels})
 
     def call(self, inputs):
         channels = self.coefficient.shape[0]
@@ -104,14 +93,7 @@ class TrainableSubsampling2D(keras.layers.Layer):
         # input zero-padded as "same" pads (so border sums cover only real inputs). Average
         # pooling, unlike TensorFlow's depthwise convolution, takes unequal strides on CPU.
         if self.padding == "same":
-            channels_last = self.data_format == "channels_last"
-            spatial = ops.shape(inputs)[1:3] if channels_last else ops.shape(inputs)[2:4]
-            pads = [
-                _args.same_padding(size, window, stride)
-                for size, window, stride in zip(spatial, self.pool_size, self.strides, strict=True)
-            ]
-            pads = [(0, 0), *pads, (0, 0)] if channels_last else [(0, 0), (0, 0), *pads]
-            inputs = ops.pad(inputs, pads)
+            inputs = _windows.pad_same(inputs, self.pool_size, self.strides, self.data_format)
         means = ops.average_pool(inputs, self.pool_size, self.strides, "valid", self.data_format)
         window = self.pool_size[0] * self.pool_size[1]
         coefficient = ops.cast(self.coefficient, self.compute_dtype) * window
@@ -124,25 +106,15 @@ class TrainableSubsampling2D(keras.layers.Layer):
             outputs = self.activation(outputs)
         return outputs
 
-    def compute_output_shape(self, input_shape):
-        channels = _args.check_input_shape(input_shape, self)
-        return _args.spatial_output_shape(
-            self, input_shape, channels, self.pool_size, self.strides, self.padding
-        )
-
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "pool_size": self.pool_size,
-                "strides": self.strides,
-                "padding": self.padding,
                 "activation": keras.activations.serialize(self.activation),
                 "coefficient_initializer": keras.initializers.serialize(
                     self.coefficient_initializer
                 ),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "data_format": self.data_format,
             }
         )
         return config

@@ -200,7 +200,6 @@ def test_channels_first_equals_transposed_channels_last(padding):
     [
         ({"filters": []}, "filters"),
         ({"filters": ()}, "filters"),
-        ({"filters": 8}, "filters"),
         ({"filters": [8, 0]}, "filters"),
         ({"filters": [-1]}, "filters"),
         ({"filters": [8, 2.5]}, "filters"),

@@ -1,0 +1,48 @@
+"""P-norm (Lp) pooling over 1D (temporal) windows, with a fixed or learned p."""
+
+import keras
+
+from kerascnn.layers import _base_pnorm_pooling, _pnorm_docs
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class PNormPooling1D(_base_pnorm_pooling.BasePNormPooling):
+    __doc__ = _pnorm_docs.pooling_doc(
+        1,
+        """
+    >>> x = np.array([1., -2., 3., 4.]).reshape(1, 4, 1)
+    >>> y = PNormPooling1D(pool_size=2, p=2)(x)
+    >>> round(float(y[0, 0, 0]), 4)  # sqrt((1 + 4) / 2)
+    1.5811
+    >>> layer = PNormPooling1D(pool_size=2, p=3, trainable_p=True)
+    >>> tuple(layer(np.random.rand(8, 32, 16).astype("float32")).shape)
+    (8, 16, 16)
+    >>> layer.p_values().round(3)[:3]
+    array([3., 3., 3.])
+""",
+    )
+
+    def __init__(
+        self,
+        pool_size=2,
+        strides=None,
+        padding="valid",
+        p=2.0,
+        trainable_p=False,
+        reduction="mean",
+        data_format=None,
+        p_lr_scale=1.0,
+        **kwargs,
+    ):
+        super().__init__(
+            1,
+            pool_size,
+            strides,
+            padding,
+            p,
+            trainable_p,
+            reduction,
+            data_format,
+            p_lr_scale,
+            **kwargs,
+        )
