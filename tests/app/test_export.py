@@ -35,11 +35,6 @@ LAYERS = {
     "StridedConvDownsampling2D": lambda: layers.StridedConvDownsampling2D(),
     "TrainableSubsampling2D": lambda: layers.TrainableSubsampling2D(),
 }
-LEARNED_P_TFLITE = pytest.mark.xfail(
-    reason="TFLite's XNNPack delegate cannot prepare the data-dependent branch (an IF node) of "
-           "PNormPooling2D's learned p; the layer's own TFLite fix (learned p frozen into "
-           "constants, or computed without control flow) makes this pass", strict=False)
-
 
 def _images(shape=(3, 8, 8, 3), seed=0):
     return np.random.default_rng(seed).random(shape, dtype=np.float32)
@@ -91,9 +86,7 @@ FORMATS = {"tf_saved_model": ("savedmodel", _savedmodel), "litert": ("m.tflite",
 def _cases():
     for name in LAYERS:
         for fmt in FORMATS:
-            marks = [LEARNED_P_TFLITE] if (name, fmt) == ("PNormPooling2D-learned",
-                                                           "litert") else []
-            yield pytest.param(name, fmt, id=f"{name}-{fmt}", marks=marks)
+            yield pytest.param(name, fmt, id=f"{name}-{fmt}")
 
 
 def test_every_public_layer_has_an_export_case():
