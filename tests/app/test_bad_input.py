@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app.conftest import TINY, all_runs, main_in_process, run_cli
+from tests.helpers.runs import TINY, all_runs, main_in_process, run_cli
 
 
 def _write_bad_idx(directory):

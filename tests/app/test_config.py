@@ -12,7 +12,7 @@ from kerascnn import models
 from kerascnn.app.config import ConfigError, validate
 from kerascnn.app.schedules import ConstantSchedule, CosineSchedule, StepSchedule
 from kerascnn.app.train import prepare
-from tests.app.conftest import CONF_DIR, compose_config
+from tests.helpers.app_config import CONF_DIR, compose_config
 
 GROUPS = ["model", "downsample", "data", "optimizer", "schedule", "trainer", "tracking",
           "experiment"]

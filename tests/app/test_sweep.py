@@ -6,7 +6,7 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from tests.app.conftest import TINY, all_runs, run_cli
+from tests.helpers.runs import TINY, all_runs, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kerascnn.layers import MLPConv2D
-from tests.helpers.arrays import np_windows, random_inputs
+from tests.helpers.arrays import np_windows, random_inputs, to_numpy
 
 
 def _np_conv(x, kernel, bias, strides, padding):
@@ -65,7 +65,7 @@ def test_matches_numpy_chain_of_convolutions(strides, padding):
     layer = MLPConv2D(
         [5, 4, 3], 3, strides=strides, padding=padding, bias_initializer="random_normal"
     )
-    y = keras.ops.convert_to_numpy(layer(x))
+    y = to_numpy(layer(x))
     weights = layer.get_weights()
     s = (strides, strides) if isinstance(strides, int) else strides
     h = _relu(_np_conv(x, weights[0], weights[1], s, padding))
@@ -81,7 +81,7 @@ def test_equals_sequential_of_keras_conv2d():
     layer = MLPConv2D(
         [6, 4], 3, strides=2, padding="same", activation="tanh", bias_initializer="random_normal"
     )
-    y = keras.ops.convert_to_numpy(layer(x))
+    y = to_numpy(layer(x))
     reference = keras.Sequential(
         [
             keras.Input((9, 9, 3)),
@@ -96,7 +96,7 @@ def test_equals_sequential_of_keras_conv2d():
 def test_without_bias_and_linear_activation_is_a_product_of_kernels():
     x = random_inputs((1, 5, 5, 2))
     layer = MLPConv2D([3, 4], 3, activation=None, use_bias=False)
-    y = keras.ops.convert_to_numpy(layer(x))
+    y = to_numpy(layer(x))
     k0, k1 = layer.get_weights()
     folded = np.einsum("abcm,mo->abco", k0, k1[0, 0])
     np.testing.assert_allclose(y, _np_conv(x, folded, 0.0, (1, 1), "valid"), atol=1e-5)
@@ -194,6 +194,6 @@ def test_rejects_kernel_larger_than_input():
 def test_sub_convolutions_of_equal_shape_start_different():
     layer = MLPConv2D([4, 4, 4], 3)
     layer.build((None, 8, 8, 4))
-    second, third = (keras.ops.convert_to_numpy(c.kernel) for c in layer.convs[1:])
+    second, third = (to_numpy(c.kernel) for c in layer.convs[1:])
     assert second.shape == third.shape
     assert not np.allclose(second, third)

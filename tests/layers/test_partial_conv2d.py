@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kerascnn.layers import PartialConv2D
-from tests.helpers.arrays import np_windows, random_inputs
+from tests.helpers.arrays import np_windows, random_inputs, to_numpy
 
 RNG = np.random.default_rng(0)
 
@@ -78,7 +78,7 @@ def test_parameter_count_without_bias():
 def test_lenet5_c3_matches_numpy_reference():
     x = random_inputs((2, 9, 8, 6))
     layer = PartialConv2D(16, 5, LENET5_C3, bias_initializer="random_normal")
-    y = keras.ops.convert_to_numpy(layer(x))
+    y = to_numpy(layer(x))
     flat, bias = layer.get_weights()
     expected = _np_partial_conv(x, flat, bias, LENET5_C3, (5, 5))
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
@@ -98,7 +98,7 @@ def test_matches_numpy_reference_with_strides_and_padding(kernel_size, strides, 
         activation="tanh",
         bias_initializer="random_normal",
     )
-    y = keras.ops.convert_to_numpy(layer(x))
+    y = to_numpy(layer(x))
     flat, bias = layer.get_weights()
     ks = (kernel_size,) * 2 if isinstance(kernel_size, int) else kernel_size
     st = (strides,) * 2 if isinstance(strides, int) else strides
@@ -111,7 +111,7 @@ def test_dense_kernel_follows_documented_layout():
     layer = PartialConv2D(16, 5, LENET5_C3)
     layer.build((None, 14, 14, 6))
     (flat,) = layer.get_weights()[:1]
-    dense = keras.ops.convert_to_numpy(layer.dense_kernel())
+    dense = to_numpy(layer.dense_kernel())
     np.testing.assert_array_equal(dense, _dense_from_flat(flat, LENET5_C3, (5, 5), 6))
     for j, entry in enumerate(LENET5_C3):
         for c in range(6):
@@ -121,11 +121,11 @@ def test_dense_kernel_follows_documented_layout():
 def test_unconnected_input_maps_do_not_affect_outputs():
     x = random_inputs((1, 8, 8, 6))
     layer = PartialConv2D(16, 5, LENET5_C3, bias_initializer="random_normal")
-    y = keras.ops.convert_to_numpy(layer(x))
+    y = to_numpy(layer(x))
     for c in range(6):
         perturbed = x.copy()
         perturbed[..., c] += 10.0 * random_inputs((1, 8, 8), seed=c + 1)
-        y_c = keras.ops.convert_to_numpy(layer(perturbed))
+        y_c = to_numpy(layer(perturbed))
         for j, entry in enumerate(LENET5_C3):
             if c in entry:
                 assert not np.allclose(y_c[..., j], y[..., j]), (c, j)
@@ -137,21 +137,21 @@ def test_unconnected_input_maps_do_not_affect_outputs():
 def test_full_table_equals_conv2d(padding):
     x = random_inputs((2, 7, 7, 3))
     conv = keras.layers.Conv2D(4, 3, strides=2, padding=padding, bias_initializer="random_normal")
-    y_conv = keras.ops.convert_to_numpy(conv(x))
+    y_conv = to_numpy(conv(x))
     kernel, bias = conv.get_weights()
     full = [list(range(3))] * 4
     layer = PartialConv2D(4, 3, full, strides=2, padding=padding)
     layer.build(x.shape)
     assert layer.count_params() == conv.count_params()
     layer.set_weights([_flat_from_dense(kernel, full), bias])
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), y_conv, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(layer(x)), y_conv, atol=1e-5)
 
 
 def test_kernel_initializer_fills_only_connected_entries():
     layer = PartialConv2D(4, 2, SMALL_TABLE, kernel_initializer="ones")
     layer.build((None, 5, 5, 3))
     np.testing.assert_array_equal(layer.get_weights()[0], 1.0)
-    dense = keras.ops.convert_to_numpy(layer.dense_kernel())
+    dense = to_numpy(layer.dense_kernel())
     mask = np.zeros((3, 4))
     for j, entry in enumerate(SMALL_TABLE):
         mask[entry, j] = 1.0
@@ -168,7 +168,7 @@ def test_kernel_regularizer_acts_on_connected_weights():
     layer.build((None, 5, 5, 3))
     flat = layer.get_weights()[0].astype("float64")
     (loss,) = layer.losses
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss), 0.1 * np.sum(flat**2), rtol=1e-5)
+    np.testing.assert_allclose(to_numpy(loss), 0.1 * np.sum(flat**2), rtol=1e-5)
 
 
 def test_kernel_constraint_acts_per_output_map():
@@ -179,7 +179,7 @@ def test_kernel_constraint_acts_per_output_map():
     flat = RNG.uniform(0.0, 1.0, layer.kernel.shape).astype("float32")
     flat[-8:] *= 0.01  # the last output map (two inputs, 2x2 kernel) has a small norm
     layer.set_weights([flat, np.zeros(4, "float32")])
-    constrained = keras.ops.convert_to_numpy(layer.kernel.constraint(layer.kernel))
+    constrained = to_numpy(layer.kernel.constraint(layer.kernel))
     dense_before = _dense_from_flat(flat, SMALL_TABLE, (2, 2), 3)
     dense_after = _dense_from_flat(constrained, SMALL_TABLE, (2, 2), 3)
     norms_before = np.sqrt((dense_before**2).sum(axis=(0, 1, 2)))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kerascnn.layers import StridedConvDownsampling2D
-from tests.helpers.arrays import np_windows, random_inputs
+from tests.helpers.arrays import np_windows, random_inputs, to_numpy
 
 
 def _np_strided_conv(x, kernel, bias, strides, padding, depthwise=False):
@@ -72,7 +72,7 @@ def test_matches_numpy_strided_convolution(pool_size, strides, padding, depthwis
         activation=None,
         bias_initializer="random_normal",
     )
-    y = keras.ops.convert_to_numpy(layer(x))
+    y = to_numpy(layer(x))
     kernel, bias = layer.get_weights()
     expected = _np_strided_conv(x, kernel, bias, strides or pool_size, padding, depthwise=depthwise)
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
@@ -81,7 +81,7 @@ def test_matches_numpy_strided_convolution(pool_size, strides, padding, depthwis
 def test_default_activation_is_relu():
     x = random_inputs((2, 6, 6, 3))
     layer = StridedConvDownsampling2D(bias_initializer="random_normal")
-    y = keras.ops.convert_to_numpy(layer(x))
+    y = to_numpy(layer(x))
     kernel, bias = layer.get_weights()
     expected = np.maximum(_np_strided_conv(x, kernel, bias, (2, 2), "valid"), 0)
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
@@ -104,7 +104,7 @@ def test_can_represent_average_pooling(depthwise, pool, strides):
     layer.set_weights([kernel, np.zeros(channels, "float32")])
     expected = keras.layers.AveragePooling2D(pool, strides)(x)
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(layer(x)), keras.ops.convert_to_numpy(expected), atol=1e-6
+        to_numpy(layer(x)), to_numpy(expected), atol=1e-6
     )
 
 

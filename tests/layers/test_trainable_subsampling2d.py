@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kerascnn.layers import TrainableSubsampling2D
-from tests.helpers.arrays import np_windows, random_inputs
+from tests.helpers.arrays import np_windows, random_inputs, to_numpy
 
 
 def _np_subsample(x, coefficient, bias, pool, strides, padding):
@@ -28,12 +28,12 @@ def test_hand_checked_4x4_map():
     layer.set_weights([np.array([0.5], "float32"), np.array([1.0], "float32")])
     # Window sums: 0+1+4+5=10, 2+3+6+7=18, 8+9+12+13=42, 10+11+14+15=50.
     expected = np.array([[0.5 * 10 + 1, 0.5 * 18 + 1], [0.5 * 42 + 1, 0.5 * 50 + 1]])
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x))[0, :, :, 0], expected)
+    np.testing.assert_allclose(to_numpy(layer(x))[0, :, :, 0], expected)
 
 
 def test_hand_checked_tanh_and_default_weights():
     x = np.arange(16, dtype="float32").reshape(1, 4, 4, 1) / 50.0
-    y = keras.ops.convert_to_numpy(TrainableSubsampling2D(activation="tanh")(x))
+    y = to_numpy(TrainableSubsampling2D(activation="tanh")(x))
     expected = np.tanh(np.array([[10.0, 18.0], [42.0, 50.0]]) / 50.0)
     np.testing.assert_allclose(y[0, :, :, 0], expected, rtol=1e-6)
 
@@ -58,7 +58,7 @@ def test_matches_numpy_reference(pool_size, strides, padding, hw):
         coefficient_initializer="random_normal",
         bias_initializer="random_normal",
     )
-    y = keras.ops.convert_to_numpy(layer(x))
+    y = to_numpy(layer(x))
     coefficient, bias = layer.get_weights()
     expected = _np_subsample(x, coefficient, bias, pool_size, strides or pool_size, padding)
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
