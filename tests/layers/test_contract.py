@@ -161,6 +161,7 @@ def _examples(keep=lambda example: True):
 EXAMPLES = _examples()
 
 
+@pytest.mark.backend_free
 def test_every_public_layer_has_an_entry():
     assert sorted(LAYERS) == sorted(layers.__all__), (
         "tests/layers/test_contract.py: LAYERS must hold exactly the names of "
@@ -230,6 +231,7 @@ def test_rejects_another_channel_count_once_built(example):
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.backend_free
 def test_default_data_format_follows_keras_config(name):
     for example in LAYERS[name].examples:
         assert example.make().data_format == keras.config.image_data_format()

@@ -244,6 +244,7 @@ def test_unknown_spatial_size_in_a_functional_model():
         np.testing.assert_allclose(model.predict(x, verbose=0), reference(x, 3.0), rtol=1e-5)
 
 
+@pytest.mark.backend_free
 def test_config_holds_the_standardised_arguments():
     layer = GlobalPNormPooling2D(p=5, trainable_p=True, keepdims=True,
                                  data_format="channels_first", name="gem")
@@ -292,6 +293,7 @@ def test_tiny_model_trains_and_learns_p():
         (dict(data_format="NCHW"), "data_format"),
     ],
 )
+@pytest.mark.backend_free
 def test_invalid_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         GlobalPNormPooling2D(**kwargs)

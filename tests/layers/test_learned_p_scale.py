@@ -77,6 +77,7 @@ def test_scale_starts_at_p_and_round_trips_in_config(kind):
 
 
 @pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), True, "10", None])
+@pytest.mark.backend_free
 def test_invalid_scale_is_rejected(value):
     for make in LAYERS.values():
         with pytest.raises(ValueError, match="p_lr_scale"):

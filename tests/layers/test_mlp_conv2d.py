@@ -180,6 +180,7 @@ def test_mixed_precision_reaches_every_sub_convolution():
         ({"data_format": "channels_middle"}, "data_format"),
     ],
 )
+@pytest.mark.backend_free
 def test_invalid_arguments(kwargs, argument):
     arguments = {"filters": [4, 2], "kernel_size": 3, **kwargs}
     with pytest.raises(ValueError, match=f"`{argument}`"):

@@ -387,6 +387,7 @@ def test_unknown_spatial_size_in_a_functional_model(shared):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.backend_free
 def test_config_holds_the_standardised_arguments():
     layer = MLPPooling2D(
         pool_size=(3, 2),
@@ -462,6 +463,7 @@ def test_config_holds_the_standardised_arguments():
         (dict(data_format="nhwc"), "data_format"),
     ],
 )
+@pytest.mark.backend_free
 def test_invalid_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`") as error:
         MLPPooling2D(**kwargs)
@@ -469,6 +471,7 @@ def test_invalid_arguments(kwargs, name):
     assert f"Received: {name}=" in str(error.value)
 
 
+@pytest.mark.backend_free
 def test_invalid_hidden_units_message():
     with pytest.raises(ValueError) as error:
         MLPPooling2D(hidden_units=[8, 0])

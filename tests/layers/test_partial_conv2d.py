@@ -187,6 +187,7 @@ def test_kernel_constraint_acts_per_output_map():
     np.testing.assert_allclose(norms_after, np.minimum(norms_before, 1.0), rtol=1e-5)
 
 
+@pytest.mark.backend_free
 def test_config_holds_the_connection_table_as_sorted_lists():
     table = [{2, 0}, (1,), [0, 1, 2], [2, 1]]
     layer = PartialConv2D(
@@ -232,6 +233,7 @@ def test_config_holds_the_connection_table_as_sorted_lists():
         (1, [[0], [1]], "2 entries but filters=1"),
     ],
 )
+@pytest.mark.backend_free
 def test_invalid_connection_tables(filters, connections, problem):
     with pytest.raises(ValueError, match="`connections`") as info:
         PartialConv2D(filters, 3, connections)
@@ -268,6 +270,7 @@ def test_connection_index_beyond_input_channels(connections):
         ({"data_format": "NCHW"}, "data_format"),
     ],
 )
+@pytest.mark.backend_free
 def test_invalid_arguments(kwargs, argument):
     arguments = {"filters": 4, "kernel_size": 3, "connections": SMALL_TABLE, **kwargs}
     with pytest.raises(ValueError, match=f"`{argument}`"):

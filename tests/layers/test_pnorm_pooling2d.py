@@ -367,6 +367,7 @@ def test_unknown_spatial_size_in_a_functional_model():
                                    rtol=1e-5)
 
 
+@pytest.mark.backend_free
 def test_config_holds_the_standardised_arguments():
     layer = PNormPooling2D(
         pool_size=(3, 2), strides=(1, 2), padding="SAME", p=5, trainable_p=True,
@@ -378,6 +379,7 @@ def test_config_holds_the_standardised_arguments():
         assert config[key] == value
 
 
+@pytest.mark.backend_free
 def test_config_round_trip_with_infinite_p():
     config = PNormPooling2D(2, p=float("inf")).get_config()
     assert config["p"] == "inf"
@@ -441,11 +443,13 @@ def test_tiny_model_trains_and_learns_p():
         (dict(data_format="nhwc"), "data_format"),
     ],
 )
+@pytest.mark.backend_free
 def test_invalid_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         PNormPooling2D(**kwargs)
 
 
+@pytest.mark.backend_free
 def test_invalid_p_message_names_the_value():
     with pytest.raises(ValueError, match=r"Received: p=0\.5"):
         PNormPooling2D(p=0.5)

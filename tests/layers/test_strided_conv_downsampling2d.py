@@ -118,12 +118,14 @@ def test_sublayer_is_reachable():
     assert layer.conv.kernel.shape == (2, 2, 3, 2)
 
 
+@pytest.mark.backend_free
 def test_none_initializers_mean_keras_defaults():
     layer = StridedConvDownsampling2D(kernel_initializer=None, bias_initializer=None)
     assert isinstance(layer.kernel_initializer, keras.initializers.GlorotUniform)
     assert isinstance(layer.bias_initializer, keras.initializers.Zeros)
 
 
+@pytest.mark.backend_free
 def test_data_format_is_standardised():
     assert StridedConvDownsampling2D(data_format="Channels_First").data_format == "channels_first"
 
@@ -157,6 +159,7 @@ def test_data_format_is_standardised():
         ({"data_format": "NHWC"}, "data_format"),
     ],
 )
+@pytest.mark.backend_free
 def test_invalid_arguments(kwargs, argument):
     with pytest.raises(ValueError, match=f"`{argument}`"):
         StridedConvDownsampling2D(**kwargs)

@@ -91,6 +91,7 @@ def test_has_two_weights_per_channel(channels):
         ({"data_format": "channels"}, "data_format"),
     ],
 )
+@pytest.mark.backend_free
 def test_invalid_arguments(kwargs, argument):
     with pytest.raises(ValueError, match=f"`{argument}`"):
         TrainableSubsampling2D(**kwargs)
