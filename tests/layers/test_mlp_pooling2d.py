@@ -1,4 +1,6 @@
-"""Tests for MLPPooling2D (a small network applied to every pooling window, per channel)."""
+"""Tests for MLPPooling2D (a small network applied to every pooling window, per channel): values
+against NumPy, starting as mean pooling, configuration, invalid arguments. Its weights and
+their gradients are in `test_mlp_pooling2d_weights.py`."""
 
 
 import keras
@@ -6,75 +8,10 @@ import numpy as np
 import pytest
 
 from kerascnn.layers import MLPPooling2D
-from tests.helpers.arrays import np_windows, random_inputs, to_numpy
-from tests.helpers.gradients import BACKEND, GRAD_DTYPE, GRAD_RTOL, layer_grads, numeric_grad
+from tests.helpers.arrays import random_inputs, to_numpy
+from tests.helpers.gradients import BACKEND
 from tests.helpers.layer_contract import randomize
-
-RNG = np.random.default_rng(0)
-
-ACTIVATIONS = {
-    "relu": lambda v: np.maximum(v, 0.0),
-    "tanh": np.tanh,
-    "linear": lambda v: v,
-}
-
-
-def reference(
-    x,
-    weights,
-    pool_size,
-    strides,
-    padding,
-    activation="relu",
-    shared=True,
-    use_bias=True,
-    data_format="channels_last",
-    mean=True,
-):
-    """Loops over windows and channels in float64.
-
-    `weights` as `layer.get_weights()` returns them: `kernel_0, bias_0, ..., output_kernel,
-    output_bias` (no biases with `use_bias=False`), shared or with a leading channel axis.
-    Padded cells ("same") enter the network as zeros; the mean covers the real cells only.
-    With `mean=False` only the network's output (the residual to the mean) is returned.
-    """
-    x = np.asarray(x, dtype="float64")
-    if data_format == "channels_first":
-        x = x.transpose(0, 2, 3, 1)
-    batch, height, width, channels = x.shape
-    weights = [np.asarray(w, dtype="float64") for w in weights]
-    kernels = weights[0::2] if use_bias else weights
-    biases = weights[1::2] if use_bias else [None] * len(kernels)
-    padded, (out_h, out_w) = np_windows(x, pool_size, strides, padding)
-    real, _ = np_windows(np.ones((1, height, width, 1)), pool_size, strides, padding)
-    (kh, kw), (sh, sw) = pool_size, strides
-    act = ACTIVATIONS[activation]
-    out = np.empty((batch, out_h, out_w, channels))
-    for i in range(out_h):
-        for j in range(out_w):
-            rows, cols = slice(i * sh, i * sh + kh), slice(j * sw, j * sw + kw)
-            count = real[0, rows, cols, 0].sum()
-            for c in range(channels):
-                h = padded[:, rows, cols, c].reshape(batch, kh * kw)
-                window_mean = h.sum(axis=1) / count if mean else 0.0
-                for index, (kernel, bias) in enumerate(zip(kernels, biases, strict=True)):
-                    kernel = kernel if shared else kernel[c]
-                    h = h @ kernel
-                    if bias is not None:
-                        h = h + (bias if shared else bias[c])
-                    if index < len(kernels) - 1:
-                        h = act(h)
-                out[:, i, j, c] = window_mean + h[:, 0]
-    if data_format == "channels_first":
-        out = out.transpose(0, 3, 1, 2)
-    return out
-
-
-def np_mean_pool(x, pool_size, strides, padding):
-    """The mean of the real cells of every window (NHWC), in float64."""
-    weights = [np.zeros((pool_size[0] * pool_size[1], 1)), np.zeros(1)]
-    return reference(x, weights, pool_size, strides, padding)
-
+from tests.helpers.mlp_pooling_reference import mlp_pooling_reference, np_mean_pool
 
 CASES = [
     # pool, strides, padding, (height, width)
@@ -148,11 +85,11 @@ def test_matches_numpy_reference(pool_size, strides, padding, hw, shared, data_f
     args = (x, weights, pool_size, strides or pool_size, padding)
     y = to_numpy(layer(x))
     # The network's part: the output minus the mean path (Keras' average pooling).
-    residual = reference(*args, shared=shared, data_format=data_format, mean=False)
+    residual = mlp_pooling_reference(*args, shared=shared, data_format=data_format, mean=False)
     average = _average(x, pool_size, strides, padding, data_format)
     np.testing.assert_allclose(y - average, residual, rtol=1e-5, atol=1e-5)
     if real_cell_means(pool_size, strides, padding, hw):
-        expected = reference(*args, shared=shared, data_format=data_format)
+        expected = mlp_pooling_reference(*args, shared=shared, data_format=data_format)
         np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -174,7 +111,7 @@ def test_other_networks_match_numpy_reference(hidden_units, activation, use_bias
     )
     layer.build(x.shape)
     weights = randomize(layer, seed=1)
-    expected = reference(
+    expected = mlp_pooling_reference(
         x, weights, (3, 3), (2, 2), "same", activation or "linear", shared=shared, use_bias=use_bias
     )
     np.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=1e-5, atol=1e-5)
@@ -244,115 +181,6 @@ def test_training_moves_it_away_from_the_mean(shared):
 
 
 # ---------------------------------------------------------------------------------------------
-# Gradients
-# ---------------------------------------------------------------------------------------------
-
-GRAD_CASES = [
-    ((2, 2), None, "valid", (5, 4)),  # blocks (cropped)
-    ((3, 3), (2, 2), "same", (5, 5)),  # overlapping, padded (evenly: see real_cell_means)
-    ((2, 3), (1, 2), "valid", (3, 5)),  # overlapping, unequal strides
-]
-
-
-@pytest.mark.parametrize("shared", [True, False])
-@pytest.mark.parametrize("pool_size, strides, padding, hw", GRAD_CASES)
-def test_gradients_match_finite_differences(pool_size, strides, padding, hw, shared):
-    strides = strides or pool_size
-    x = RNG.standard_normal((1, *hw, 2))
-    layer = MLPPooling2D(
-        pool_size,
-        strides,
-        padding,
-        hidden_units=[3],
-        activation="tanh",
-        shared=shared,
-        dtype=GRAD_DTYPE,
-    )
-    layer.build(x.shape)
-    weights = [w.astype("float64") for w in randomize(layer, seed=2)]
-    upstream = RNG.standard_normal(layer.compute_output_shape(x.shape))
-    grads = layer_grads(layer, x.astype(GRAD_DTYPE), upstream.astype(GRAD_DTYPE))
-
-    def loss(v, ws):
-        return np.sum(reference(v, ws, pool_size, strides, padding, "tanh", shared) * upstream)
-
-    expected = [numeric_grad(lambda v: loss(v, weights), x)]
-    for index in range(len(weights)):
-
-        def loss_of_weight(w, index=index):
-            return loss(x, [*weights[:index], w, *weights[index + 1 :]])
-
-        expected.append(numeric_grad(loss_of_weight, weights[index]))
-    assert len(grads) == len(expected)
-    for grad, want in zip(grads, expected, strict=True):
-        np.testing.assert_allclose(grad, want, rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-1)
-
-
-def test_first_gradients_flow_through_the_mean_path_and_the_output_layer():
-    x = random_inputs((1, 4, 4, 1), seed=10)
-    layer = MLPPooling2D(2)
-    upstream = np.ones(layer.compute_output_shape(x.shape), "float32")
-    (grad_x, *grad_weights) = layer_grads(layer, x, upstream)
-    # At the start only the mean path carries the input gradient: 1 / 4 per cell.
-    np.testing.assert_allclose(grad_x, np.full(x.shape, 0.25), rtol=1e-6)
-    # The hidden kernel gets no gradient while the (zero) output layer gets one.
-    kernels = grad_weights[0::2]
-    assert np.all(kernels[0] == 0) and np.any(kernels[-1] != 0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Weights and initialisation
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("channels", [1, 5])
-def test_weight_shapes_and_counts(channels):
-    shared = MLPPooling2D((3, 2), hidden_units=[6, 4])
-    shared.build((None, 9, 8, channels))
-    assert [tuple(w.shape) for w in shared.weights] == [(6, 6), (6,), (6, 4), (4,), (4, 1), (1,)]
-    assert [w.name for w in shared.weights] == [
-        "kernel_0",
-        "bias_0",
-        "kernel_1",
-        "bias_1",
-        "output_kernel",
-        "output_bias",
-    ]
-    own = MLPPooling2D((3, 2), hidden_units=[6, 4], shared=False)
-    own.build((None, 9, 8, channels))
-    assert own.count_params() == channels * shared.count_params()
-    no_bias = MLPPooling2D(2, hidden_units=[3], use_bias=False)
-    no_bias.build((None, 4, 4, channels))
-    assert [tuple(w.shape) for w in no_bias.weights] == [(4, 3), (3, 1)]
-
-
-def test_output_layer_starts_at_zero_and_per_channel_kernels_differ():
-    layer = MLPPooling2D(2, hidden_units=[8], shared=False, bias_initializer="random_normal")
-    layer.build((None, 4, 4, 6))
-    kernel, bias, output_kernel, output_bias = layer.get_weights()
-    assert not output_kernel.any() and not output_bias.any()
-    for c in range(1, 6):
-        assert not np.allclose(kernel[c], kernel[0])
-        assert not np.allclose(bias[c], bias[0])
-    # Each channel's kernel is drawn with the fans of one (4, 8) layer: the Glorot limit
-    # sqrt(6 / (4 + 8)) = 0.71, not that of a (6, 4, 8) tensor (0.29).
-    assert np.abs(kernel).max() <= np.sqrt(6 / 12) and np.abs(kernel).max() > 0.5
-
-
-def test_seeded_initializer_reproduces_the_weights():
-    def make():
-        layer = MLPPooling2D(
-            2, shared=False, kernel_initializer=keras.initializers.HeNormal(seed=3)
-        )
-        layer.build((None, 4, 4, 3))
-        return layer.get_weights()[0]
-
-    first, second = make(), make()
-    np.testing.assert_array_equal(first, second)
-    assert not np.allclose(first[0], first[1])
-
-
-# ---------------------------------------------------------------------------------------------
 # Unknown sizes
 # ---------------------------------------------------------------------------------------------
 
@@ -370,13 +198,13 @@ def test_unknown_spatial_size_in_a_functional_model(shared):
         y_blocks, y_patches = model.predict(x, verbose=0)
         np.testing.assert_allclose(
             y_blocks,
-            reference(x, blocks.get_weights(), (2, 2), (2, 2), "valid", shared=shared),
+            mlp_pooling_reference(x, blocks.get_weights(), (2, 2), (2, 2), "valid", shared=shared),
             rtol=1e-5,
             atol=1e-5,
         )
         np.testing.assert_allclose(
             y_patches,
-            reference(x, patches.get_weights(), (3, 3), (2, 2), "same", shared=shared),
+            mlp_pooling_reference(x, patches.get_weights(), (3, 3), (2, 2), "same", shared=shared),
             rtol=1e-5,
             atol=1e-5,
         )

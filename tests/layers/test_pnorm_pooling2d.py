@@ -1,4 +1,6 @@
-"""Tests for PNormPooling2D (mean-normalised Lp pooling, fixed or learned p)."""
+"""Tests for PNormPooling2D (mean-normalised Lp pooling, fixed or learned p): values against
+NumPy, configuration, learning p, invalid arguments. Gradients, learned p and precision are in
+`test_pnorm_pooling2d_gradients.py`."""
 
 import json
 
@@ -8,55 +10,13 @@ import pytest
 
 from kerascnn.layers import PNormPooling2D
 from tests.helpers.arrays import to_numpy
-from tests.helpers.gradients import GRAD_DTYPE, GRAD_RTOL, layer_grads, numeric_grad
+from tests.helpers.pnorm_reference import pnorm_reference
 
 RNG = np.random.default_rng(0)
 
 
 def _x(shape, scale=1.0):
     return (scale * RNG.standard_normal(shape)).astype("float32")
-
-
-def _softplus(v):
-    return np.logaddexp(0.0, v)
-
-
-def reference(x, pool_size, strides, padding, p, reduction="mean", data_format="channels_last"):
-    """Loops over windows in float64. Padded cells ("same") are not part of any window.
-
-    `p` may be a number, inf, or an array with one p per channel.
-    """
-    x = np.asarray(x, dtype="float64")
-    if data_format == "channels_first":
-        x = x.transpose(0, 2, 3, 1)
-    batch, height, width, channels = x.shape
-    (kh, kw), (sh, sw) = pool_size, strides
-    if padding == "valid":
-        out_h, out_w, top, left = (height - kh) // sh + 1, (width - kw) // sw + 1, 0, 0
-    else:  # TensorFlow's "same": pad (out - 1) * stride + pool - size, the smaller half first
-        out_h, out_w = -(-height // sh), -(-width // sw)
-        top = max((out_h - 1) * sh + kh - height, 0) // 2
-        left = max((out_w - 1) * sw + kw - width, 0) // 2
-    p = np.broadcast_to(np.asarray(p, dtype="float64"), (channels,))
-    out = np.empty((batch, out_h, out_w, channels))
-    for i in range(out_h):
-        for j in range(out_w):
-            r0, c0 = i * sh - top, j * sw - left
-            rows = slice(max(r0, 0), min(r0 + kh, height))
-            cols = slice(max(c0, 0), min(c0 + kw, width))
-            window = np.abs(x[:, rows, cols, :]).reshape(batch, -1, channels)
-            for c in range(channels):
-                cells = window[:, :, c]
-                if np.isinf(p[c]):
-                    out[:, i, j, c] = cells.max(axis=1)
-                    continue
-                total = np.sum(cells ** p[c], axis=1)
-                if reduction == "mean":
-                    total = total / cells.shape[1]
-                out[:, i, j, c] = total ** (1.0 / p[c])
-    if data_format == "channels_first":
-        out = out.transpose(0, 3, 1, 2)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +77,7 @@ CASES = [
 def test_matches_numpy_reference(pool_size, strides, padding, hw, p):
     x = _x((2, *hw, 3))
     layer = PNormPooling2D(pool_size, strides, padding, p=p)
-    expected = reference(x, pool_size, strides or pool_size, padding, p)
+    expected = pnorm_reference(x, pool_size, strides or pool_size, padding, p)
     np.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=2e-5, atol=1e-6)
 
 
@@ -126,7 +86,7 @@ def test_matches_numpy_reference(pool_size, strides, padding, hw, p):
 def test_other_integer_p_match_numpy_reference(pool_size, strides, padding, hw, p):
     x = _x((2, *hw, 3))
     layer = PNormPooling2D(pool_size, strides, padding, p=p)
-    expected = reference(x, pool_size, strides or pool_size, padding, p)
+    expected = pnorm_reference(x, pool_size, strides or pool_size, padding, p)
     np.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=2e-5, atol=1e-6)
 
 
@@ -135,7 +95,7 @@ def test_sum_reduction_matches_numpy_reference(pool_size, strides, padding, hw):
     x = _x((2, *hw, 3))
     for p in (1.0, 3.0, 6.5):
         layer = PNormPooling2D(pool_size, strides, padding, p=p, reduction="sum")
-        expected = reference(x, pool_size, strides or pool_size, padding, p, reduction="sum")
+        expected = pnorm_reference(x, pool_size, strides or pool_size, padding, p, reduction="sum")
         np.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=2e-5, atol=1e-6)
 
 
@@ -153,9 +113,9 @@ def test_sum_reduction_matches_torch_lp_pool2d(p):
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_p1_is_mean_abs_and_inf_is_max_abs(padding):
     x = _x((2, 7, 6, 3))
-    mean_abs = reference(x, (3, 3), (2, 2), padding, 1.0)
+    mean_abs = pnorm_reference(x, (3, 3), (2, 2), padding, 1.0)
     max_abs = to_numpy(keras.layers.MaxPooling2D(3, 2, padding)(np.abs(x)))
-    np.testing.assert_allclose(max_abs, reference(x, (3, 3), (2, 2), padding, float("inf")))
+    np.testing.assert_allclose(max_abs, pnorm_reference(x, (3, 3), (2, 2), padding, float("inf")))
     np.testing.assert_allclose(to_numpy(PNormPooling2D(3, 2, padding, p=1)(x)), mean_abs, rtol=1e-5)
     for inf in (float("inf"), "inf", "Infinity"):
         np.testing.assert_array_equal(to_numpy(PNormPooling2D(3, 2, padding, p=inf)(x)), max_abs)
@@ -173,8 +133,8 @@ def test_p1_matches_keras_average_pooling_with_valid_padding():
 
 def test_large_p_approaches_max():
     x = _x((2, 8, 8, 3))
-    max_abs = reference(x, (2, 2), (2, 2), "valid", float("inf"))
-    previous = reference(x, (2, 2), (2, 2), "valid", 1.0)
+    max_abs = pnorm_reference(x, (2, 2), (2, 2), "valid", float("inf"))
+    previous = pnorm_reference(x, (2, 2), (2, 2), "valid", 1.0)
     for p in (4.0, 16.0, 64.0, 256.0):
         y = to_numpy(PNormPooling2D(2, p=p)(x)).astype("float64")
         # mean-normalised: max * |R|^(-1/p) <= z <= max, and z grows with p.
@@ -194,10 +154,10 @@ def test_no_overflow_or_underflow_in_float32(p, scale, trainable_p):
     x = _x((2, 4, 6, 2), scale)
     y = to_numpy(PNormPooling2D(2, p=p, trainable_p=trainable_p)(x))
     assert y.dtype == np.float32
-    np.testing.assert_allclose(y, reference(x, (2, 2), (2, 2), "valid", p), rtol=1e-5)
+    np.testing.assert_allclose(y, pnorm_reference(x, (2, 2), (2, 2), "valid", p), rtol=1e-5)
     if p == 64.0:  # also in overlapping windows and with "same" padding
         y = to_numpy(PNormPooling2D(3, 2, "same", p=p, trainable_p=trainable_p)(x))
-        np.testing.assert_allclose(y, reference(x, (3, 3), (2, 2), "same", p), rtol=1e-5)
+        np.testing.assert_allclose(y, pnorm_reference(x, (3, 3), (2, 2), "same", p), rtol=1e-5)
 
 
 def test_windows_far_below_the_tensor_max():
@@ -206,147 +166,7 @@ def test_windows_far_below_the_tensor_max():
     x[0, :2, :2, 0] *= 1e6
     for p in (3.0, 20.0):
         y = to_numpy(PNormPooling2D(2, p=p)(x))
-        np.testing.assert_allclose(y, reference(x, (2, 2), (2, 2), "valid", p), rtol=1e-5)
-
-
-# ---------------------------------------------------------------------------------------------
-# Gradients
-# ---------------------------------------------------------------------------------------------
-
-GRAD_CASES = [
-    ((2, 2), None, "valid", (5, 4)),  # blocks (cropped)
-    ((3, 3), (2, 2), "same", (5, 5)),  # patches, padded
-    ((2, 2), (1, 1), "valid", (3, 4)),  # patches, overlapping
-]
-
-
-@pytest.mark.parametrize("pool_size, strides, padding, hw", GRAD_CASES)
-@pytest.mark.parametrize("p", [1.0, 2.0, 3.0, 2.5, 9.0])
-def test_input_gradient_matches_finite_differences(pool_size, strides, padding, hw, p):
-    strides = strides or pool_size
-    x = RNG.standard_normal((1, *hw, 2))
-    x = np.where(np.abs(x) < 0.05, 0.3, x)  # keep |y| away from the kink of abs at 0
-    layer = PNormPooling2D(pool_size, strides, padding, p=p, dtype=GRAD_DTYPE)
-    upstream = RNG.standard_normal(layer.compute_output_shape(x.shape))
-    (grad,) = layer_grads(layer, x.astype(GRAD_DTYPE), upstream.astype(GRAD_DTYPE))
-    expected = numeric_grad(
-        lambda v: np.sum(reference(v, pool_size, strides, padding, p) * upstream), x
-    )
-    np.testing.assert_allclose(grad, expected, rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-2)
-
-
-@pytest.mark.parametrize("pool_size, strides, padding, hw", GRAD_CASES[:2])
-@pytest.mark.parametrize("p", [1.5, 3.0, 6.0])
-def test_learned_p_gradients_match_finite_differences(pool_size, strides, padding, hw, p):
-    strides = strides or pool_size
-    x = RNG.standard_normal((1, *hw, 2))
-    x = np.where(np.abs(x) < 0.05, 0.3, x)
-    layer = PNormPooling2D(pool_size, strides, padding, p=p, trainable_p=True, dtype=GRAD_DTYPE)
-    layer.build(x.shape)
-    rho = to_numpy(layer.rho).astype("float64") + np.array([0.3, -0.2])
-    layer.rho.assign(rho.astype(GRAD_DTYPE))
-    upstream = RNG.standard_normal(layer.compute_output_shape(x.shape))
-    grad_x, grad_rho = layer_grads(layer, x.astype(GRAD_DTYPE), upstream.astype(GRAD_DTYPE))
-
-    def loss(v, rho):
-        return np.sum(reference(v, pool_size, strides, padding, 1 + _softplus(rho)) * upstream)
-
-    np.testing.assert_allclose(
-        grad_x, numeric_grad(lambda v: loss(v, rho), x), rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-2
-    )
-    np.testing.assert_allclose(
-        grad_rho, numeric_grad(lambda r: loss(x, r), rho), rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-2
-    )
-
-
-@pytest.mark.parametrize("p, trainable_p", [(1.0, False), (2.0, False), (3.0, False),
-                                            (2.5, False), (8.0, False), (3.0, True)])
-@pytest.mark.parametrize("padding", ["valid", "same"])
-def test_gradients_finite_on_all_zero_windows(p, trainable_p, padding):
-    x = np.zeros((1, 4, 5, 2), "float32")
-    x[0, 2:, 2:4, 0] = [[1.0, -2.0], [0.5, 3.0]]  # one non-zero window, the rest zeros
-    layer = PNormPooling2D(2, p=p, trainable_p=trainable_p, padding=padding)
-    upstream = np.ones(layer.compute_output_shape(x.shape), "float32")
-    grads = layer_grads(layer, x, upstream)
-    for grad in grads:
-        assert np.all(np.isfinite(grad))
-    # Cells of the all-zero windows get no gradient (z is 0 there, its minimum).
-    assert np.all(grads[0][0, :2] == 0.0)
-    assert np.all(grads[0][..., 1] == 0.0)
-    assert np.any(grads[0][0, 2:, 2:4, 0] != 0.0)
-    assert np.all(np.isfinite(to_numpy(layer(x))))
-
-
-def test_gradients_finite_for_large_and_tiny_values():
-    for scale, p in ((1e20, 3.0), (1e3, 64.0), (1e-20, 3.0), (1e-3, 64.0)):
-        x = _x((1, 4, 4, 2), scale)
-        for layer in (PNormPooling2D(2, p=p), PNormPooling2D(2, p=p, trainable_p=True)):
-            upstream = np.ones(layer.compute_output_shape(x.shape), "float32")
-            for grad in layer_grads(layer, x, upstream):
-                assert np.all(np.isfinite(grad)), (scale, p, layer.trainable_p)
-
-
-# ---------------------------------------------------------------------------------------------
-# Learned p, precision
-# ---------------------------------------------------------------------------------------------
-
-
-def test_learned_p_starts_at_p_and_is_one_weight_per_channel():
-    layer = PNormPooling2D(2, p=3.0, trainable_p=True)
-    x = _x((2, 4, 4, 5))
-    y = layer(x)
-    assert len(layer.trainable_weights) == 1 and tuple(layer.rho.shape) == (5,)
-    np.testing.assert_allclose(layer.p_values(), np.full(5, 3.0), rtol=1e-6)
-    np.testing.assert_allclose(to_numpy(y), to_numpy(PNormPooling2D(2, p=3.0)(x)), rtol=1e-5)
-    assert PNormPooling2D(2, p=1.0, trainable_p=True).get_config()["p"] == 1.0
-    fixed = PNormPooling2D(2, p=2.5)
-    fixed(x)
-    assert fixed.trainable_weights == []
-    np.testing.assert_array_equal(fixed.p_values(), np.full(5, 2.5))
-
-
-def test_learned_p_per_channel_matches_reference():
-    layer = PNormPooling2D(3, 2, "same", p=2.0, trainable_p=True)
-    x = _x((2, 7, 7, 3))
-    layer.build(x.shape)
-    layer.rho.assign(np.array([-3.0, 0.5, 4.0], "float32"))
-    p = 1 + _softplus(np.array([-3.0, 0.5, 4.0]))
-    np.testing.assert_allclose(layer.p_values(), p, rtol=1e-6)
-    np.testing.assert_allclose(to_numpy(layer(x)), reference(x, (3, 3), (2, 2), "same", p),
-                               rtol=1e-5)
-
-
-def test_learned_p_never_below_one():
-    layer = PNormPooling2D(2, p=2.0, trainable_p=True)
-    x = _x((2, 4, 4, 2))
-    layer.build(x.shape)
-    layer.rho.assign(np.array([-1e4, -60.0], "float32"))
-    assert np.all(layer.p_values() >= 1.0)
-    np.testing.assert_allclose(to_numpy(layer(x)), reference(x, (2, 2), (2, 2), "valid", 1.0),
-                               rtol=1e-5)
-    upstream = np.ones(layer.compute_output_shape(x.shape), "float32")
-    for grad in layer_grads(layer, x, upstream):
-        assert np.all(np.isfinite(grad))
-
-
-@pytest.mark.parametrize("trainable_p", [False, True])
-@pytest.mark.parametrize("p", [3.0, 10.0])
-def test_mixed_float16_policy(p, trainable_p):
-    # 200 ** 3 overflows float16 (max 65504): the powers must be taken in float32.
-    x = _x((2, 6, 6, 3), 200.0)
-    y16 = PNormPooling2D(2, p=p, trainable_p=trainable_p, dtype="mixed_float16")(x)
-    assert keras.backend.standardize_dtype(y16.dtype) == "float16"
-    y32 = to_numpy(PNormPooling2D(2, p=p, trainable_p=trainable_p)(x))
-    np.testing.assert_allclose(to_numpy(y16).astype("float32"), y32, rtol=2e-3)
-    keras.config.set_dtype_policy("mixed_float16")  # reset by the suite's fixture
-    layer = PNormPooling2D(3, 2, "same", p=p, trainable_p=trainable_p)
-    y = layer(x)
-    assert keras.backend.standardize_dtype(y.dtype) == "float16"
-    if trainable_p:
-        assert keras.backend.standardize_dtype(layer.rho.dtype) == "float32"
-    upstream = np.ones(layer.compute_output_shape(x.shape), "float16")
-    for grad in layer_grads(layer, x.astype("float16"), upstream):
-        assert np.all(np.isfinite(grad))
+        np.testing.assert_allclose(y, pnorm_reference(x, (2, 2), (2, 2), "valid", p), rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,9 +181,9 @@ def test_unknown_spatial_size_in_a_functional_model():
     for hw in ((6, 6), (7, 9)):
         x = _x((2, *hw, 2))
         y_blocks, y_patches = model.predict(x, verbose=0)
-        np.testing.assert_allclose(y_blocks, reference(x, (2, 2), (2, 2), "valid", 3.0),
+        np.testing.assert_allclose(y_blocks, pnorm_reference(x, (2, 2), (2, 2), "valid", 3.0),
                                    rtol=1e-5)
-        np.testing.assert_allclose(y_patches, reference(x, (3, 3), (2, 2), "same", 3.0),
+        np.testing.assert_allclose(y_patches, pnorm_reference(x, (3, 3), (2, 2), "same", 3.0),
                                    rtol=1e-5)
 
 
@@ -393,7 +213,7 @@ def test_tiny_model_trains_and_learns_p():
     keras.utils.set_random_seed(0)
     x = _x((64, 8, 8, 1))
     # Target: the max-abs of every 2x2 window, which a larger p approximates better.
-    y = reference(x, (2, 2), (2, 2), "valid", float("inf")).reshape(64, -1).astype("float32")
+    y = pnorm_reference(x, (2, 2), (2, 2), "valid", float("inf")).reshape(64, -1).astype("float32")
     pool = PNormPooling2D(2, p=2.0, trainable_p=True)
     model = keras.Sequential([keras.Input((8, 8, 1)), pool, keras.layers.Flatten()])
     model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
