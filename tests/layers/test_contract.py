@@ -88,6 +88,8 @@ LAYERS = {
             ), (7, 6, 3), params=3),
             Example("max", partial(PNormPooling2D, 2, strides=1, padding="same", p="inf"),
                     (5, 5, 2), params=0),
+            Example("blocks-learned", partial(PNormPooling2D, 2, p=2.5, trainable_p=True),
+                    (6, 6, 3), params=3),
         ),
         window=lambda pool, strides, padding, **kw: PNormPooling2D(
             pool, strides, padding, p=3, **kw),
