@@ -39,15 +39,18 @@ run: $(RUN_STAMP)
 ## make test: the whole suite (TensorFlow backend), then the layer tests under JAX and PyTorch.
 ## Two pytest workers (PYTEST_WORKERS=0: one process). In the whole suite a file's tests stay on
 ## one worker (its services start once); the layer tests, which share nothing, are balanced.
+## On JAX and PyTorch only what computes runs again (the layer contract and the numerical
+## references): the argument and config checks (marked backend_free) need one backend.
 ## Under JAX most of the time is XLA compiling tiny test graphs: LLVM's optimisation level 0
 ## compiles them 1.7x faster and leaves the arithmetic as it is (XLA's own passes still run).
 PYTEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS)
+OTHER_BACKENDS := --dist worksteal -m "not backend_free" tests/layers
 test: $(TEST_STAMP)
 	$(PYTEST) --dist loadfile
 	KERAS_BACKEND=jax XLA_FLAGS="$(XLA_FLAGS) --xla_backend_optimization_level=0" \
-	    $(PYTEST) --dist worksteal tests/layers
-	KERAS_BACKEND=torch $(PYTEST) --dist worksteal tests/layers
+	    $(PYTEST) $(OTHER_BACKENDS)
+	KERAS_BACKEND=torch $(PYTEST) $(OTHER_BACKENDS)
 
 test-fast: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"

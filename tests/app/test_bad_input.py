@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.app.conftest import REPO, TINY, all_runs, main_in_process, run_cli
+from tests.helpers.runs import REPO, TINY, all_runs, main_in_process, run_cli
 
 
 def _write_bad_idx(directory):

@@ -12,7 +12,7 @@ from kerascnn import models
 from kerascnn.app.config import ConfigError, validate
 from kerascnn.app.schedules import ConstantSchedule, CosineSchedule, StepSchedule
 from kerascnn.app.settings import check_settings
-from tests.app.conftest import CONF_DIR, compose_config
+from tests.helpers.app_config import CONF_DIR, compose_config
 
 # The embedded digits, a handful of them: the model is built in a second.
 SMALL = ["data.limit=20", "trainer.batch_size=8"]

@@ -17,8 +17,9 @@ import pytest
 from kerascnn.app.checkpoints import checkpoint_dir, read_checkpoint
 from kerascnn.app.tracking.tags import END_REASON, RESUMED_FROM_EPOCH
 from kerascnn.app.train import train
-from tests.app.conftest import REPO, TINY, all_runs, compose_config, main_in_process
 from tests.app.test_run_ownership import _killed_run
+from tests.helpers.app_config import compose_config
+from tests.helpers.runs import REPO, TINY, all_runs, main_in_process
 
 QUIET = [*TINY, "tracking.system_metrics=false"]
 EPOCH_METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]

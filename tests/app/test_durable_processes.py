@@ -15,7 +15,7 @@ import mlflow
 import psutil
 import pytest
 
-from tests.app.conftest import REPO, TINY, all_runs, run_cli
+from tests.helpers.runs import REPO, TINY, all_runs, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,8 @@ from kerascnn.app.checkpoints import checkpoint_dir, read_checkpoint
 from kerascnn.app.config import ConfigError
 from kerascnn.app.faults import Diverged, Interrupted
 from kerascnn.app.train import train
-from tests.app.conftest import TINY, all_runs, compose_config, main_in_process
+from tests.helpers.app_config import compose_config
+from tests.helpers.runs import TINY, all_runs, main_in_process
 
 QUIET = [*TINY, "tracking.system_metrics=false"]
 EPOCH_METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]

@@ -14,7 +14,8 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from kerascnn.app import quiet
 from kerascnn.app.config import ConfigError, validate
 from kerascnn.app.tracking import links
-from tests.app.conftest import REPO, TINY, all_runs, compose_config
+from tests.helpers.app_config import compose_config
+from tests.helpers.runs import REPO, TINY, all_runs
 
 # What TensorFlow 2.21 prints on import and device listing, without the entry points' care.
 CHATTER = ("absl::InitializeLog", "cudart_stub", "cpu_feature_guard", "oneDNN", "cuInit",

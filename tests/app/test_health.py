@@ -12,7 +12,7 @@ import pytest
 
 from kerascnn.app.tracking.health import OK, STALLED, StallCheck, stall_reason
 from kerascnn.app.tracking.tags import HEALTH
-from tests.app.conftest import TINY, all_runs, run_cli
+from tests.helpers.runs import TINY, all_runs, run_cli
 
 CLASSES = 4
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from tests.helpers.runs import TINY, failure, peak_overlap, sqlite_uri, sweep_family, train
+from tests.helpers.runs import TINY, failure, peak_overlap, run_cli, sqlite_uri, sweep_family
 
 pytestmark = pytest.mark.slow
 
@@ -18,9 +18,9 @@ EPOCHS = 2
 
 
 def test_eight_parallel_jobs_into_one_sqlite_store(tmp_path):
-    done = train(["-m", f"trainer.seed={','.join(map(str, SEEDS))}", "hydra/launcher=joblib",
-                  "hydra.launcher.n_jobs=4", *TINY, f"trainer.epochs={EPOCHS}"], tmp_path,
-                 timeout=1200)
+    done = run_cli(["-m", f"trainer.seed={','.join(map(str, SEEDS))}", "hydra/launcher=joblib",
+                    "hydra.launcher.n_jobs=4", *TINY, f"trainer.epochs={EPOCHS}"], tmp_path,
+                   timeout=1200)
     assert done.returncode == 0, failure(done)
     uri = sqlite_uri(tmp_path)
     parent, children = sweep_family(uri)

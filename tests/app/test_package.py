@@ -19,10 +19,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = ["data.limit=48", "data.val_split=0.25", "trainer.epochs=1", "trainer.batch_size=16",
-        "trainer.verbose=0", "tracking.plots=false", "tracking.log_model=false",
-        "tracking.system_metrics=false"]
+from tests.helpers.runs import REPO, TINY
+
+# The shared tiny run, without the system-metrics sampler.
+TINY_RUN = [*TINY, "tracking.system_metrics=false"]
 
 
 def _run(args, **kwargs):
@@ -74,7 +74,7 @@ def test_wheel_ships_the_configs(wheel):
 def test_installed_train_runs_from_an_empty_folder(venv, tmp_path):
     work = tmp_path / "empty"
     work.mkdir()
-    result = _run([str(venv / "bin" / "kerascnn-train"), *TINY], cwd=work, env=_env())
+    result = _run([str(venv / "bin" / "kerascnn-train"), *TINY_RUN], cwd=work, env=_env())
     assert "test accuracy" in result.stdout
     store = work / "runs" / "mlflow.db"
     assert store.is_file(), sorted(p.name for p in work.rglob("*"))
@@ -103,7 +103,7 @@ def test_own_model_joins_through_the_search_path(venv, tmp_path):
     """))
     (work / "myconf" / "model" / "tiny.yaml").write_text(
         "_target_: mymodels.tiny\nname: tiny\nwidth: 3\n")
-    result = _run([str(venv / "bin" / "kerascnn-train"), *TINY, "model=tiny",
+    result = _run([str(venv / "bin" / "kerascnn-train"), *TINY_RUN, "model=tiny",
                    f"hydra.searchpath=[file://{work / 'myconf'}]", "data.image_size=12"],
                   cwd=work, env=_env(PYTHONPATH=str(work)))
     assert "tiny-default-digits" in result.stdout

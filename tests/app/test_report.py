@@ -234,7 +234,7 @@ def test_errors_are_one_line_and_write_nothing(study, args, fragment, tmp_path):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_the_page_opens_in_chromium_without_errors(written):
-    from tests.app.browser import LAUNCH_ARGS, ensure_chromium
+    from tests.helpers.browser import LAUNCH_ARGS, ensure_chromium
 
     try:
         ensure_chromium(timeout=600)
@@ -242,7 +242,7 @@ def test_the_page_opens_in_chromium_without_errors(written):
         pytest.fail(f"Chromium is needed and could not be installed: {err}", pytrace=False)
     from playwright.sync_api import sync_playwright
 
-    from tests.app.browser import CHROMIUM
+    from tests.helpers.browser import CHROMIUM
 
     problems: list[str] = []
     with sync_playwright() as pw:

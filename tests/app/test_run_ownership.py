@@ -22,7 +22,8 @@ from kerascnn.app.ownership import LOCK, claim, lock_says_alive, owning, run_fol
 from kerascnn.app.tracking.run import process_alive
 from kerascnn.app.tracking.tags import END_REASON, HOST, PID
 from kerascnn.app.train import train
-from tests.app.conftest import REPO, TINY, all_runs, compose_config, main_in_process
+from tests.helpers.app_config import compose_config
+from tests.helpers.runs import REPO, TINY, all_runs, main_in_process
 
 pytestmark = pytest.mark.slow  # each test starts a process
 

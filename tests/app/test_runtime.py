@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 
 from kerascnn.app.config import ConfigError, validate
 from kerascnn.app.runtime import choose_runtime, job_threads
-from tests.app.conftest import REPO, TINY, all_runs, compose_config, run_cli
+from tests.helpers.app_config import compose_config
+from tests.helpers.runs import REPO, TINY, all_runs, run_cli
 
 
 def _cores():

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.helpers.runs import TINY, failure, sqlite_uri, sweep_family, train
+from tests.helpers.runs import TINY, failure, run_cli, sqlite_uri, sweep_family
 from tests.helpers.slurm import slurm_cluster
 
 pytestmark = pytest.mark.slow
@@ -40,9 +40,9 @@ def slurm_sweep(tmp_path_factory) -> SimpleNamespace:
     started = time.monotonic()
     with slurm_cluster(folder / "cluster") as cluster:
         up = time.monotonic() - started
-        done = train(["-m", f"trainer.seed={','.join(map(str, SEEDS))}",
-                      *slurm_launcher(cluster, runs_dir), *TINY],
-                     runs_dir, extra_env={"SLURM_CONF": str(cluster.conf)}, timeout=900)
+        done = run_cli(["-m", f"trainer.seed={','.join(map(str, SEEDS))}",
+                        *slurm_launcher(cluster, runs_dir), *TINY],
+                       runs_dir, extra_env={"SLURM_CONF": str(cluster.conf)}, timeout=900)
         print(f"cluster up in {up:.0f} s, sweep in {time.monotonic() - started - up:.0f} s")
         assert done.returncode == 0, (failure(done) + "\n--- slurmctld\n" +
                                       cluster.log("slurmctld"))

@@ -8,7 +8,7 @@ import time
 import mlflow
 import pytest
 
-from tests.app.conftest import TINY, all_runs, run_cli
+from tests.helpers.runs import TINY, all_runs, run_cli
 
 pytestmark = pytest.mark.slow
 

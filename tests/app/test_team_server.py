@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from tests.helpers.postgres import postgres_cluster
-from tests.helpers.runs import failure, peak_overlap, sweep_family, train
+from tests.helpers.runs import failure, peak_overlap, run_cli, sweep_family
 from tests.helpers.servers import mlflow_server
 
 pytestmark = pytest.mark.slow
@@ -44,10 +44,10 @@ def team(tmp_path_factory) -> SimpleNamespace:
         database_uri = pg.create_database("mlflow", owner="mlflow", password="mlflow-test")
         with mlflow_server(database_uri, folder / "artifacts", folder / "server.log") as url:
             services = time.monotonic() - started
-            done = train(["-m", f"trainer.seed={','.join(map(str, SEEDS))}",
-                          "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
-                          "tracking=server", f"tracking.uri={url}", *SMALL],
-                         folder / "runs", tracking_uri=url, timeout=1200)
+            done = run_cli(["-m", f"trainer.seed={','.join(map(str, SEEDS))}",
+                            "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
+                            "tracking=server", f"tracking.uri={url}", *SMALL],
+                           folder / "runs", tracking_uri=url, timeout=1200)
             assert done.returncode == 0, failure(done)
             print(f"services up in {services:.0f} s, sweep in "
                   f"{time.monotonic() - started - services:.0f} s")

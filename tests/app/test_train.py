@@ -14,7 +14,8 @@ from kerascnn.app.fit import evaluate
 from kerascnn.app.schedules import CosineSchedule
 from kerascnn.app.settings import check_settings
 from kerascnn.app.train import train
-from tests.app.conftest import TINY, all_runs, compose_config
+from tests.helpers.app_config import compose_config
+from tests.helpers.runs import TINY, all_runs
 
 EPOCH_METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
                  "train_images_per_sec"]

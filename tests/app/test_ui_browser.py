@@ -23,8 +23,9 @@ from types import SimpleNamespace
 import pytest
 
 from kerascnn.app.tracking.links import UI_ADDRESS, experiment_url
-from tests.app.browser import CHROMIUM, LAUNCH_ARGS, ensure_chromium, mlflow_server
-from tests.app.conftest import REPO, TINY, all_runs, run_cli
+from tests.helpers.browser import CHROMIUM, LAUNCH_ARGS, ensure_chromium
+from tests.helpers.runs import REPO, TINY, all_runs, run_cli
+from tests.helpers.servers import mlflow_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -79,7 +80,7 @@ def sweep(tmp_path_factory) -> SimpleNamespace:
 @pytest.fixture
 def server(sweep, tmp_path) -> str:
     with mlflow_server(sweep.uri, sweep.runs_dir / "mlartifacts", tmp_path / "server.log",
-                       timeout=90) as url:
+                       timeout=90, proxy=False) as url:
         yield url
 
 

@@ -9,17 +9,6 @@ _REAL_LOAD_DATA = {name: getattr(keras.datasets, name).load_data for name in _DO
 
 
 @pytest.fixture(autouse=True)
-def _fresh_keras_session():
-    """The suite's fresh session and seeds, without the garbage collection that
-    ``clear_session()`` runs by default (about half a second per test, and these tests build
-    no models)."""
-    keras.backend.clear_session(free_memory=False)
-    keras.utils.set_random_seed(1234)
-    yield
-    keras.config.set_dtype_policy("float32")
-
-
-@pytest.fixture(autouse=True)
 def _no_downloads(monkeypatch):
     """Replace every keras.datasets loader used by kerascnn.data with one that refuses."""
 

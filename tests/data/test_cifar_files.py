@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from kerascnn.data import DataError, load_arrays
-from tests.data.helpers import assert_names_argument
-from tests.data.writers import (
+from tests.helpers.data_errors import assert_names_argument
+from tests.helpers.dataset_files import (
     cifar10_batch,
     cifar100_batch,
     cifar_rows,

@@ -9,7 +9,7 @@ from sklearn.datasets import load_digits
 
 import kerascnn.data as kdata
 from kerascnn.data import DATASETS, ArrayData, DataError, load_arrays
-from tests.data.helpers import assert_names_argument
+from tests.helpers.data_errors import assert_names_argument
 
 
 def test_public_names():

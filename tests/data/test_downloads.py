@@ -15,7 +15,7 @@ import pytest
 
 from kerascnn.data import DataError, load_arrays
 from kerascnn.data.datasets import socket_timeout
-from tests.data.helpers import assert_names_argument
+from tests.helpers.data_errors import assert_names_argument
 
 TIMEOUT = 0.5
 

@@ -10,8 +10,8 @@ import pytest
 
 from kerascnn.data import DataError, load_arrays
 from kerascnn.data.idx import read_idx
-from tests.data.helpers import assert_names_argument
-from tests.data.writers import (
+from tests.helpers.data_errors import assert_names_argument
+from tests.helpers.dataset_files import (
     idx_bytes,
     idx_name,
     small_mnist,

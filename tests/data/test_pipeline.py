@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import kerascnn.data.pipeline as pipeline_module
 from kerascnn.data import ArrayData, DataError, Pipelines, load_arrays, make_pipelines
-from tests.data.helpers import assert_names_argument
+from tests.helpers.data_errors import assert_names_argument
 
 
 def _identified(n_train=50, n_test=30, side=8, channels=3, seed=0):

@@ -1,5 +1,5 @@
-"""The training app as a user drives it: ``python -m kerascnn.train`` in a subprocess, and the
-MLflow runs it left, read through MLflow's client API (nothing of the app is imported)."""
+"""The training app as a user drives it: ``python -m kerascnn.train`` in a subprocess (or its
+``main()`` in this process), and the MLflow runs it left, read through MLflow's client API."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ TINY = ["data.limit=48", "data.val_split=0.25", "trainer.epochs=1", "trainer.bat
         "trainer.verbose=0", "tracking.plots=false", "tracking.log_model=false"]
 
 
-def train(args: list[str], runs_dir: Path, tracking_uri: str | None = None,
-          extra_env: dict[str, str] | None = None, timeout: float = 900,
-          module: str = "kerascnn.train") -> subprocess.CompletedProcess:
-    """``python -m kerascnn.train ARGS`` with its outputs in ``runs_dir``.
+def run_cli(args: list[str], runs_dir: Path, module: str = "kerascnn.train",
+            timeout: float = 900, extra_env: dict[str, str] | None = None,
+            tracking_uri: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m kerascnn.train ARGS`` in a subprocess with its outputs in ``runs_dir``.
 
     The store is ``tracking_uri`` when given, else the SQLite file ``runs_dir/mlflow.db``.
     """
@@ -30,6 +30,23 @@ def train(args: list[str], runs_dir: Path, tracking_uri: str | None = None,
     return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
+
+
+def main_in_process(args: list[str], monkeypatch, capsys) -> tuple[object, str]:
+    """``kerascnn.train`` (the documented entry point) with ``args`` in this process.
+
+    Returns the exit code and what went to stderr. Hydra's logging set-up is turned off, so
+    it does not point the logging module at pytest's captured streams.
+    """
+    import pytest
+
+    from kerascnn import train as train_module
+
+    quiet = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
+    monkeypatch.setattr(sys, "argv", ["kerascnn.train", *quiet, *args])
+    with pytest.raises(SystemExit) as info:
+        train_module.main()
+    return info.value.code, capsys.readouterr().err
 
 
 def sqlite_uri(runs_dir: Path) -> str:

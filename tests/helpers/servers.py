@@ -1,8 +1,9 @@
 """``mlflow server`` for a test: the venv's own ``mlflow``, on 127.0.0.1 at a free port.
 
-The server proxies artifacts (``--artifacts-destination``): clients upload and download them
-over HTTP and never see the folder, as with a team's server on another machine. It is started
-in its own process group and always stopped with it (uvicorn's workers included).
+By default the server proxies artifacts (``--artifacts-destination``): clients upload and
+download them over HTTP and never see the folder, as with a team's server on another machine.
+It is started in its own process group and always stopped with it (uvicorn's workers
+included).
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ def healthy(url: str) -> bool:
 
 @contextmanager
 def mlflow_server(backend_uri: str, artifacts_destination: Path, log_path: Path,
-                  workers: int = 1, timeout: float = 180) -> Iterator[str]:
+                  workers: int = 1, timeout: float = 180, proxy: bool = True) -> Iterator[str]:
     """Run ``mlflow server --backend-store-uri BACKEND --artifacts-destination DIR``; yield
     its base URL (``http://127.0.0.1:PORT``) once ``/health`` answers.
+
+    With ``proxy=False`` the folder is the ``--default-artifact-root`` instead: the server
+    reads artifacts where the runs wrote them (a local store served as `make ui` serves it).
 
     A new database gets MLflow's schema at start (its migrations), and each worker imports
     MLflow, hence the long ``timeout``. One worker (the default) is one process serving
@@ -47,8 +51,9 @@ def mlflow_server(backend_uri: str, artifacts_destination: Path, log_path: Path,
     """
     port = free_port()
     artifacts_destination.mkdir(parents=True, exist_ok=True)
+    artifacts = "--artifacts-destination" if proxy else "--default-artifact-root"
     cmd = [*mlflow_command(), "server", "--backend-store-uri", backend_uri,
-           "--artifacts-destination", str(artifacts_destination),
+           artifacts, str(artifacts_destination),
            "--host", HOST, "--port", str(port), "--workers", str(workers)]
     url = f"http://{HOST}:{port}"
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}

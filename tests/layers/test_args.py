@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from kerascnn.layers import _args
-from tests.layers.helpers import np_windows
+from tests.helpers.arrays import np_windows
+
+pytestmark = pytest.mark.backend_free
 
 # (length, window, stride)
 GEOMETRIES = list(itertools.product(range(1, 10), range(1, 5), range(1, 4)))

@@ -3,27 +3,20 @@ in both p-norm pooling layers."""
 
 import json
 
-import keras
 import numpy as np
 import pytest
 
 from kerascnn import models
 from kerascnn.layers import GlobalPNormPooling2D, PNormPooling2D
-from tests.layers.helpers import layer_grads, numeric_grad
+from tests.helpers.arrays import to_numpy
+from tests.helpers.gradients import BACKEND, GRAD_DTYPE, GRAD_RTOL, layer_grads, numeric_grad
 
 RNG = np.random.default_rng(2)
-BACKEND = keras.backend.backend()
-GRAD_DTYPE = "float64" if BACKEND == "tensorflow" else "float32"
-GRAD_RTOL = 1e-6 if BACKEND == "tensorflow" else 2e-3
 
 LAYERS = {
     "pnorm": lambda **kw: PNormPooling2D(2, trainable_p=True, **kw),
     "global": lambda **kw: GlobalPNormPooling2D(trainable_p=True, **kw),
 }
-
-
-def _np(tensor):
-    return keras.ops.convert_to_numpy(tensor)
 
 
 def _reference(kind, x, p):
@@ -72,7 +65,7 @@ def test_scale_starts_at_p_and_round_trips_in_config(kind):
     x = RNG.standard_normal((2, 4, 4, 5)).astype("float32")
     y = layer(x)
     np.testing.assert_allclose(layer.p_values(), np.full(5, 3.0), rtol=1e-6)
-    np.testing.assert_allclose(_np(y), _np(LAYERS[kind](p=3.0)(x)), rtol=1e-5)
+    np.testing.assert_allclose(to_numpy(y), to_numpy(LAYERS[kind](p=3.0)(x)), rtol=1e-5)
     config = layer.get_config()
     assert config["p_lr_scale"] == 30.0
     clone = type(layer).from_config(json.loads(json.dumps(config)))
@@ -84,6 +77,7 @@ def test_scale_starts_at_p_and_round_trips_in_config(kind):
 
 
 @pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), True, "10", None])
+@pytest.mark.backend_free
 def test_invalid_scale_is_rejected(value):
     for make in LAYERS.values():
         with pytest.raises(ValueError, match="p_lr_scale"):

@@ -21,7 +21,7 @@ from kerascnn.layers import (
     PNormPooling2D,
     PNormPooling3D,
 )
-from tests.layers.helpers import layer_grads, numeric_grad
+from tests.helpers.gradients import layer_grads, numeric_grad
 
 RNG = np.random.default_rng(0)
 BACKEND = keras.backend.backend()

@@ -8,6 +8,7 @@ import pytest
 
 from kerascnn import layers, models
 from kerascnn.models import KINDS, make_downsampling
+from tests.helpers.arrays import to_numpy
 
 EXPECTED_CLASSES = {
     "max": keras.layers.MaxPooling2D,
@@ -18,10 +19,6 @@ EXPECTED_CLASSES = {
     "conv": layers.StridedConvDownsampling2D,
     "subsample": layers.TrainableSubsampling2D,
 }
-
-
-def _np(tensor):
-    return keras.ops.convert_to_numpy(tensor)
 
 
 def _out_size(n, window, stride, padding):
@@ -76,8 +73,8 @@ def test_strides_default_to_the_pool_size():
 def test_max_and_mean_compute_max_and_mean():
     x = np.random.default_rng(1).normal(size=(2, 6, 6, 3)).astype("float32")
     windows = _windows(x, 3, 3)
-    y_max = _np(make_downsampling("max", 3)(x))
-    y_mean = _np(make_downsampling({"name": "mean"}, 3)(x))
+    y_max = to_numpy(make_downsampling("max", 3)(x))
+    y_mean = to_numpy(make_downsampling({"name": "mean"}, 3)(x))
     np.testing.assert_allclose(y_max, windows.max(axis=3), rtol=1e-6)
     np.testing.assert_allclose(y_mean, windows.mean(axis=3), rtol=1e-5, atol=1e-6)
 
@@ -90,7 +87,7 @@ def test_pnorm_p_reaches_the_layer():
     assert layer.get_config()["p"] == 3
     assert not layer.trainable_p
     expected = np.mean(np.abs(_windows(x, 2, 2)) ** 3, axis=3) ** (1 / 3)
-    np.testing.assert_allclose(_np(layer(x)), expected, rtol=1e-5)
+    np.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=1e-5)
     assert make_downsampling({"name": "pnorm", "p": "inf"}, 2).p == math.inf
 
 
@@ -119,8 +116,8 @@ def test_conv_options_are_forwarded():
     x = np.random.default_rng(3).normal(size=(2, 6, 6, 3)).astype("float32")
     relu = make_downsampling("conv", 2)
     linear = make_downsampling({"name": "conv", "activation": None}, 2)
-    assert np.min(_np(relu(x))) >= 0
-    assert np.min(_np(linear(x))) < 0
+    assert np.min(to_numpy(relu(x))) >= 0
+    assert np.min(to_numpy(linear(x))) < 0
     depthwise = make_downsampling({"name": "conv", "depthwise": True, "use_bias": False}, 2)
     depthwise.build((None, 6, 6, 3))
     assert depthwise.count_params() == 2 * 2 * 3
@@ -130,7 +127,7 @@ def test_subsample_options_are_forwarded():
     x = np.random.default_rng(4).normal(size=(2, 4, 4, 2)).astype("float32")
     layer = make_downsampling({"name": "subsample", "activation": "tanh"}, 2)
     expected = np.tanh(_windows(x, 2, 2).sum(axis=3))  # coefficient 1, bias 0 at start
-    np.testing.assert_allclose(_np(layer(x)), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_mlp_options_are_forwarded_and_it_starts_as_the_mean():
@@ -147,7 +144,7 @@ def test_mlp_options_are_forwarded_and_it_starts_as_the_mean():
     pad = ((0, 0), (1, 1), (1, 1), (0, 0))  # "same" for 3x3 windows, stride 2, on 7 x 9
     sums = _windows(np.pad(x, pad), 3, 2).sum(axis=3)
     expected = sums / _windows(np.pad(np.ones((1, 7, 9, 1)), pad), 3, 2).sum(axis=3)
-    np.testing.assert_allclose(_np(layer(x)), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_mlp_omegaconf_spec_and_bad_values():

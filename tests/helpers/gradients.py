@@ -1,0 +1,58 @@
+"""Gradients for the numerical tests: a layer's own (through the backend's autodiff) and
+central finite differences of a NumPy reference, with the precision each backend allows.
+
+TensorFlow runs a layer in float64 when asked to. On JAX and PyTorch Keras' type promotion
+demotes 64-bit floats to 32 bits (as JAX does unless x64 is enabled globally): there the
+gradients are checked in float32, with a looser tolerance.
+"""
+
+import keras
+import numpy as np
+
+BACKEND = keras.backend.backend()
+GRAD_DTYPE = "float64" if BACKEND == "tensorflow" else "float32"
+GRAD_RTOL = 1e-6 if BACKEND == "tensorflow" else 2e-3
+
+
+def layer_grads(layer, x, upstream):
+    """Gradients of ``sum(layer(x) * upstream)`` w.r.t. ``x`` and the trainable weights."""
+    layer(x)  # build
+    variables = [v.value for v in layer.trainable_variables]
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * upstream)
+        grads = tape.gradient(loss, [x, *variables])
+    elif BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def loss(x, values):
+            y, _ = layer.stateless_call(values, [], x)
+            return jnp.sum(y * upstream)
+
+        grad_x, grad_values = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), variables)
+        grads = [grad_x, *grad_values]
+    elif BACKEND == "torch":
+        import torch
+
+        x = keras.ops.convert_to_tensor(x).requires_grad_(True)
+        loss = torch.sum(layer(x) * keras.ops.convert_to_tensor(upstream))
+        grads = torch.autograd.grad(loss, [x, *variables])
+    else:
+        raise NotImplementedError(f"no gradient helper for the {BACKEND} backend")
+    return [keras.ops.convert_to_numpy(g) for g in grads]
+
+
+def numeric_grad(f, x, eps=1e-6):
+    """Central finite differences of the scalar f at x (float64)."""
+    x = np.array(x, dtype="float64")
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = eps
+        grad[index] = (f(x + step) - f(x - step)) / (2 * eps)
+    return grad
