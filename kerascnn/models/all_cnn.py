@@ -20,7 +20,7 @@ Implementation choices the paper leaves open:
   paper (Caffe's ceil-mode pooling gives the same sizes on even inputs).
 - Kernels use He normal initialisation (zero biases), as common reimplementations do for
   these ReLU networks; pass `kernel_initializer` to change it. The class convolution
-  (`head_conv3`) is the exception: a zero kernel and a bias of 1 (`class_kernel_initializer`,
+  (`head_conv3`) is the exception: a zero kernel and a bias of 3 (`class_kernel_initializer`,
   `class_bias`), which keeps the ReLU class maps from dying in the first steps
   (`kerascnn.models._utils.class_map_initializers` says why);
   `class_kernel_initializer=None, class_bias=0` initialises it like the others.
@@ -102,7 +102,7 @@ def apply_conv(
 
 def apply_head(
     x, num_classes, *, kernel_initializer, class_activation="relu",
-    class_kernel_initializer="zeros", class_bias=1.0,
+    class_kernel_initializer="zeros", class_bias=3.0,
 ):
     """Applies the common head: 3x3 conv 192 ('valid'), 1x1 conv 192, 1x1 conv classes,
     global averaging and the float32 softmax. The class convolution starts from
@@ -141,7 +141,7 @@ def _stage_layers(base, variant):
 
 def _build(
     base, variant, input_shape, num_classes, downsample, dropout_input, dropout, kernel_initializer,
-    class_activation="relu", class_kernel_initializer="zeros", class_bias=1.0,
+    class_activation="relu", class_kernel_initializer="zeros", class_bias=3.0,
 ):
     name = _VARIANTS[variant].format(base)
     input_shape, num_classes = check_build_args(name, input_shape, num_classes)
@@ -225,7 +225,7 @@ def _layer_listing(base, variant):
     lines += [
         "3x3 conv 192, ReLU, 'valid' (`head_conv1`; 8x8 -> 6x6 for a 32x32 input)",
         "1x1 conv 192, ReLU (`head_conv2`)",
-        "1x1 conv num_classes, ReLU (`head_conv3`; zero kernel, bias 1 at the start)",
+        "1x1 conv num_classes, ReLU (`head_conv3`; zero kernel, bias 3 at the start)",
         "global averaging (`gap`), softmax (`predictions`)",
     ]
     return "\n".join(f"    - {line}" for line in lines)
@@ -255,7 +255,7 @@ Args:
         `None` means `kernel_initializer` (every convolution alike, with `class_bias=0` the
         usual initialisation, under which ReLU class maps can all die in the first steps and
         leave the model at chance).
-    class_bias: the class convolution's initial bias (default 1.0), the margin that keeps
+    class_bias: the class convolution's initial bias (default 3.0), the margin that keeps
         the ReLU class maps above zero while the kernel grows.
 
 Returns:
@@ -297,7 +297,7 @@ def _make_builder(base, variant):
         kernel_initializer="he_normal",
         class_activation="relu",
         class_kernel_initializer="zeros",
-        class_bias=1.0,
+        class_bias=3.0,
     ):
         return _build(
             base,

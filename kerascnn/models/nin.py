@@ -17,7 +17,7 @@ Choices, following the authors' cuda-convnet definitions (`NIN/cifar-10_def`,
 - Kernels use He normal initialisation (the authors drew them from N(0, 0.05^2)); pass
   `kernel_initializer` to change it. Weight decay is left to the optimizer.
 - The last 1x1 convolution, whose ReLU outputs are the class maps, starts with a zero kernel
-  and a bias of 1 (`class_kernel_initializer`, `class_bias`), so that no class map starts or
+  and a bias of 3 (`class_kernel_initializer`, `class_bias`), so that no class map starts or
   falls dead in the first steps (`kerascnn.models._utils.class_map_initializers` says why).
   The initial values are set on the built block, so a model rebuilt from its config alone
   (without weights) starts that convolution like the others;
@@ -107,7 +107,7 @@ def nin(
     dropout=0.5,
     kernel_initializer="he_normal",
     class_kernel_initializer="zeros",
-    class_bias=1.0,
+    class_bias=3.0,
 ):
     """Network in Network, the authors' CIFAR-10 model (Lin et al. 2013).
 
@@ -138,7 +138,7 @@ def nin(
             except the class maps' one.
         class_kernel_initializer: initializer of the last 1x1 convolution's kernel (the class
             maps); zeros by default, `None` means `kernel_initializer`.
-        class_bias: that convolution's initial bias (default 1.0).
+        class_bias: that convolution's initial bias (default 3.0).
 
     Returns:
         A `keras.Model` named `"nin"` that outputs class probabilities.
@@ -174,7 +174,7 @@ def nin_mnist(
     dropout=0.5,
     kernel_initializer="he_normal",
     class_kernel_initializer="zeros",
-    class_bias=1.0,
+    class_bias=3.0,
 ):
     """Network in Network, the authors' MNIST model (Lin et al. 2013).
 
@@ -205,7 +205,7 @@ def nin_mnist(
             except the class maps' one.
         class_kernel_initializer: initializer of the last 1x1 convolution's kernel (the class
             maps); zeros by default, `None` means `kernel_initializer`.
-        class_bias: that convolution's initial bias (default 1.0).
+        class_bias: that convolution's initial bias (default 3.0).
 
     Returns:
         A `keras.Model` named `"nin_mnist"` that outputs class probabilities.

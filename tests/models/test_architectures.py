@@ -332,13 +332,13 @@ def test_mixed_precision_keeps_float32_probabilities():
 
 @pytest.mark.parametrize("name", ["all_cnn_c", "strided_cnn_c", "nin"])
 def test_class_maps_start_alive_and_equal(name):
-    """Zero class kernel and bias 1: every class map is 1 everywhere, the prediction uniform."""
+    """Zero class kernel and bias 3: every class map is 3 everywhere, the prediction uniform."""
     model = models.build(name, (12, 12, 3), 10)
     conv = (
         model.get_layer("mlpconv3").convs[-1] if name == "nin" else model.get_layer("head_conv3")
     )
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(conv.kernel), 0.0)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(conv.bias), 1.0)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(conv.bias), 3.0)
     x = np.random.default_rng(0).uniform(size=(4, 12, 12, 3)).astype("float32")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), 0.1, rtol=1e-6)
 
