@@ -19,7 +19,11 @@ Implementation choices the paper leaves open:
   strided convolutions, so 32x32 maps go 32 -> 16 -> 8 and the head ends at 6x6 as in the
   paper (Caffe's ceil-mode pooling gives the same sizes on even inputs).
 - Kernels use He normal initialisation (zero biases), as common reimplementations do for
-  these ReLU networks; pass `kernel_initializer` to change it.
+  these ReLU networks; pass `kernel_initializer` to change it. The class convolution
+  (`head_conv3`) is the exception: a zero kernel and a bias of 3 (`class_kernel_initializer`,
+  `class_bias`), which keeps the ReLU class maps from dying in the first steps
+  (`kerascnn.models._utils.class_map_initializers` says why);
+  `class_kernel_initializer=None, class_bias=0` initialises it like the others.
 - Weight decay (0.001 in the paper) is left to the optimizer.
 
 Layer names: `drop_input`, the base convolutions `conv1`, `conv2`, ... in order, the
@@ -30,6 +34,7 @@ downsampling stages `down1` and `down2` (the pooling layer, its replacement, or 
 
 import keras
 
+from kerascnn.models import _utils
 from kerascnn.models._utils import apply_predictions, check_rate, fresh, fresh_defaults
 from kerascnn.models.downsampling import make_downsampling
 from kerascnn.models.registry import register
@@ -80,7 +85,7 @@ _MIN_SIZE = 9  # ceil(ceil(n / 2) / 2) >= 3 for the head's 'valid' 3x3 conv
 
 def apply_conv(
     x, filters, kernel_size, *, strides=1, padding="same", kernel_initializer, name,
-    activation="relu",
+    activation="relu", bias_initializer="zeros",
 ):
     """Applies a convolution followed by its activation (a ReLU unless told otherwise)."""
     return keras.layers.Conv2D(
@@ -90,20 +95,29 @@ def apply_conv(
         padding=padding,
         activation=activation,
         kernel_initializer=fresh(kernel_initializer),
+        bias_initializer=bias_initializer,
         name=name,
     )(x)
 
 
-def apply_head(x, num_classes, *, kernel_initializer, class_activation="relu"):
+def apply_head(
+    x, num_classes, *, kernel_initializer, class_activation="relu",
+    class_kernel_initializer="zeros", class_bias=3.0,
+):
     """Applies the common head: 3x3 conv 192 ('valid'), 1x1 conv 192, 1x1 conv classes,
-    global averaging and the float32 softmax."""
+    global averaging and the float32 softmax. The class convolution starts from
+    `class_kernel_initializer` and the constant bias `class_bias` (see
+    `class_map_initializers`)."""
+    class_kernel, class_bias = _utils.class_map_initializers(
+        class_kernel_initializer, class_bias, kernel_initializer
+    )
     x = apply_conv(
         x, 192, 3, padding="valid", kernel_initializer=kernel_initializer, name="head_conv1"
     )
     x = apply_conv(x, 192, 1, kernel_initializer=kernel_initializer, name="head_conv2")
     x = apply_conv(
-        x, num_classes, 1, kernel_initializer=kernel_initializer, name="head_conv3",
-        activation=class_activation,
+        x, num_classes, 1, kernel_initializer=class_kernel, name="head_conv3",
+        activation=class_activation, bias_initializer=class_bias,
     )
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     return apply_predictions(x)
@@ -127,10 +141,11 @@ def _stage_layers(base, variant):
 
 def _build(
     base, variant, input_shape, num_classes, downsample, dropout_input, dropout, kernel_initializer,
-    class_activation="relu",
+    class_activation="relu", class_kernel_initializer="zeros", class_bias=3.0,
 ):
     dropout_input = check_rate(dropout_input, "dropout_input")
     dropout = check_rate(dropout, "dropout")
+    class_bias = _utils.check_number(class_bias, "class_bias")
     defaults = {"conv": {"kernel_initializer": kernel_initializer}}
 
     inputs = keras.Input(shape=input_shape, name="input")
@@ -163,7 +178,8 @@ def _build(
             )(x)
         x = keras.layers.Dropout(dropout, name=f"drop{stage}")(x)
     outputs = apply_head(
-        x, num_classes, kernel_initializer=kernel_initializer, class_activation=class_activation
+        x, num_classes, kernel_initializer=kernel_initializer, class_activation=class_activation,
+        class_kernel_initializer=class_kernel_initializer, class_bias=class_bias,
     )
     return keras.Model(inputs, outputs)
 
@@ -206,7 +222,7 @@ def _layer_listing(base, variant):
     lines += [
         "3x3 conv 192, ReLU, 'valid' (`head_conv1`; 8x8 -> 6x6 for a 32x32 input)",
         "1x1 conv 192, ReLU (`head_conv2`)",
-        "1x1 conv num_classes, ReLU (`head_conv3`)",
+        "1x1 conv num_classes, ReLU (`head_conv3`; zero kernel, bias 3 at the start)",
         "global averaging (`gap`), softmax (`predictions`)",
     ]
     return "\n".join(f"    - {line}" for line in lines)
@@ -230,8 +246,14 @@ Args:
     dropout: dropout rate after each downsampling stage (paper: 0.5).
     kernel_initializer: initializer for every convolution kernel (default He normal).
     class_activation: activation of the class maps (`head_conv3`); the paper's ReLU by
-        default. `None` (linear) trains reliably on small data sets, where ReLU class maps
-        can all die in the first steps and leave the model at chance.
+        default, `None` for linear class maps.
+    class_kernel_initializer: initializer of the class convolution's kernel; zeros by
+        default, so that every class map starts alive at the bias and all logits equal.
+        `None` means `kernel_initializer` (every convolution alike, with `class_bias=0` the
+        usual initialisation, under which ReLU class maps can all die in the first steps and
+        leave the model at chance).
+    class_bias: the class convolution's initial bias (default 3.0), the margin that keeps
+        the ReLU class maps above zero while the kernel grows.
 
 Returns:
     A `keras.Model` named `"{name}"` that outputs class probabilities.
@@ -271,6 +293,8 @@ def _make_builder(base, variant):
         dropout=0.5,
         kernel_initializer="he_normal",
         class_activation="relu",
+        class_kernel_initializer="zeros",
+        class_bias=3.0,
     ):
         return _build(
             base,
@@ -282,6 +306,8 @@ def _make_builder(base, variant):
             dropout,
             kernel_initializer,
             class_activation,
+            class_kernel_initializer,
+            class_bias,
         )
 
     builder.__name__ = builder.__qualname__ = name

@@ -16,6 +16,12 @@ Choices, following the authors' cuda-convnet definitions (`NIN/cifar-10_def`,
 - The MNIST network's third mlpconv has a 5x5 kernel, as in `mnist_def`.
 - Kernels use He normal initialisation (the authors drew them from N(0, 0.05^2)); pass
   `kernel_initializer` to change it. Weight decay is left to the optimizer.
+- The last 1x1 convolution, whose ReLU outputs are the class maps, starts with a zero kernel
+  and a bias of 3 (`class_kernel_initializer`, `class_bias`), so that no class map starts or
+  falls dead in the first steps (`kerascnn.models._utils.class_map_initializers` says why).
+  The initial values are set on the built block, so a model rebuilt from its config alone
+  (without weights) starts that convolution like the others;
+  `class_kernel_initializer=None, class_bias=0` does so from the start.
 
 Layer names: `mlpconv1`, `down1`, `drop1`, `mlpconv2`, `down2`, `drop2`, `mlpconv3`, `gap`,
 `predictions` (float32 softmax). Channels last. With 'same' padding everywhere any input
@@ -25,7 +31,13 @@ size works (min_size 1).
 import keras
 
 from kerascnn import layers
-from kerascnn.models._utils import apply_predictions, check_rate, fresh, fresh_defaults
+from kerascnn.models._utils import (
+    apply_predictions,
+    check_rate,
+    class_map_initializers,
+    fresh,
+    fresh_defaults,
+)
 from kerascnn.models.downsampling import make_downsampling
 from kerascnn.models.registry import register
 
@@ -34,10 +46,16 @@ __all__ = ["nin", "nin_mnist"]
 _MIN_SIZE = 1  # 'same' padding everywhere: every map keeps at least one pixel
 
 
-def _build_nin(blocks, input_shape, num_classes, downsample, dropout, kernel_initializer):
+def _build_nin(
+    blocks, input_shape, num_classes, downsample, dropout, kernel_initializer,
+    class_kernel_initializer, class_bias,
+):
     """`blocks`: per mlpconv block, (filters of the k x k and 1x1 convs, k); the last block's
     final entry is replaced by `num_classes`."""
     dropout = check_rate(dropout, "dropout")
+    class_kernel, class_bias = class_map_initializers(
+        class_kernel_initializer, class_bias, kernel_initializer
+    )
     defaults = {"conv": {"kernel_initializer": kernel_initializer}}
 
     inputs = keras.Input(shape=input_shape, name="input")
@@ -46,15 +64,19 @@ def _build_nin(blocks, input_shape, num_classes, downsample, dropout, kernel_ini
     for index, (filters, kernel_size) in enumerate(blocks, start=1):
         if index == last:
             filters = [*filters[:-1], num_classes]
-        x = layers.MLPConv2D(
+        block = layers.MLPConv2D(
             list(filters),
             kernel_size,
             padding="same",
             activation="relu",
             kernel_initializer=fresh(kernel_initializer),
             name=f"mlpconv{index}",
-        )(x)
-        if index == last:
+        )
+        x = block(x)
+        if index == last:  # the class maps' convolution starts alive (see the module doc)
+            conv = block.convs[-1]
+            conv.kernel.assign(class_kernel(conv.kernel.shape, conv.kernel.dtype))
+            conv.bias.assign(class_bias(conv.bias.shape, conv.bias.dtype))
             break
         x = make_downsampling(
             downsample,
@@ -82,6 +104,8 @@ def nin(
     downsample=None,
     dropout=0.5,
     kernel_initializer="he_normal",
+    class_kernel_initializer="zeros",
+    class_bias=3.0,
 ):
     """Network in Network, the authors' CIFAR-10 model (Lin et al. 2013).
 
@@ -108,7 +132,11 @@ def nin(
         downsample: downsampling spec replacing both 3x3/2 max poolings (see
             `make_downsampling`); `None` means max pooling.
         dropout: dropout rate after each pooling stage (paper: 0.5).
-        kernel_initializer: initializer for every convolution kernel (default He normal).
+        kernel_initializer: initializer for every convolution kernel (default He normal)
+            except the class maps' one.
+        class_kernel_initializer: initializer of the last 1x1 convolution's kernel (the class
+            maps); zeros by default, `None` means `kernel_initializer`.
+        class_bias: that convolution's initial bias (default 3.0).
 
     Returns:
         A `keras.Model` named `"nin"` that outputs class probabilities.
@@ -125,7 +153,8 @@ def nin(
     """
     blocks = (((192, 160, 96), 5), ((192, 192, 192), 5), ((192, 192, None), 3))
     return _build_nin(
-        blocks, input_shape, num_classes, downsample, dropout, kernel_initializer
+        blocks, input_shape, num_classes, downsample, dropout, kernel_initializer,
+        class_kernel_initializer, class_bias,
     )
 
 
@@ -142,6 +171,8 @@ def nin_mnist(
     downsample=None,
     dropout=0.5,
     kernel_initializer="he_normal",
+    class_kernel_initializer="zeros",
+    class_bias=3.0,
 ):
     """Network in Network, the authors' MNIST model (Lin et al. 2013).
 
@@ -168,7 +199,11 @@ def nin_mnist(
         downsample: downsampling spec replacing both 3x3/2 max poolings (see
             `make_downsampling`); `None` means max pooling.
         dropout: dropout rate after each pooling stage (paper: 0.5).
-        kernel_initializer: initializer for every convolution kernel (default He normal).
+        kernel_initializer: initializer for every convolution kernel (default He normal)
+            except the class maps' one.
+        class_kernel_initializer: initializer of the last 1x1 convolution's kernel (the class
+            maps); zeros by default, `None` means `kernel_initializer`.
+        class_bias: that convolution's initial bias (default 3.0).
 
     Returns:
         A `keras.Model` named `"nin_mnist"` that outputs class probabilities.
@@ -185,5 +220,6 @@ def nin_mnist(
     """
     blocks = (((96, 64, 48), 5), ((128, 96, 48), 5), ((128, 96, None), 5))
     return _build_nin(
-        blocks, input_shape, num_classes, downsample, dropout, kernel_initializer
+        blocks, input_shape, num_classes, downsample, dropout, kernel_initializer,
+        class_kernel_initializer, class_bias,
     )
