@@ -28,7 +28,7 @@ $(RUN_STAMP): pyproject.toml | $(PY)
 TORCH ?= torch==2.13.0
 
 $(TEST_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[dev,jax,torch,sweep,ui-test,server]" $(TORCH)
+	$(PY) -m pip install --quiet -e ".[dev,jax,torch,sweep,ui-test,server,onnx]" $(TORCH)
 	touch $@ $(RUN_STAMP)
 
 ## make run: train the default job (LeNet-5 on the embedded digits data), logged to MLflow.
