@@ -8,15 +8,12 @@ import numbers
 
 import numpy as np
 
+from kerascnn._checks import is_int
 from kerascnn.data.errors import invalid_value
 
 NORMALIZATIONS = ("unit", "standardize")
 # Datasets whose classes change under a left-right mirror (digit glyphs): no flips by default.
 NO_FLIP_DATASETS = ("digits", "mnist")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_pipeline_args(
@@ -37,9 +34,9 @@ def check_pipeline_args(
     Raises:
         DataError: naming the first invalid argument and its value.
     """
-    if image_size is not None and not (_is_int(image_size) and image_size >= 1):
+    if image_size is not None and not (is_int(image_size) and image_size >= 1):
         raise invalid_value("image_size", image_size, "Expected a positive integer or None")
-    if not (_is_int(batch_size) and batch_size >= 1):
+    if not (is_int(batch_size) and batch_size >= 1):
         raise invalid_value("batch_size", batch_size, "Expected an integer >= 1")
     if not (
         isinstance(val_split, numbers.Real)
@@ -51,13 +48,13 @@ def check_pipeline_args(
         raise invalid_value("augment", augment, "Expected True or False")
     if flip is not None and not isinstance(flip, bool | np.bool_):
         raise invalid_value("flip", flip, "Expected True, False or None")
-    if not _is_int(seed):
+    if not is_int(seed):
         raise invalid_value("seed", seed, "Expected an integer")
     if normalize not in NORMALIZATIONS:
         raise invalid_value(
             "normalize", normalize, f"Expected one of {', '.join(map(repr, NORMALIZATIONS))}"
         )
-    if limit is not None and not (_is_int(limit) and limit >= 1):
+    if limit is not None and not (is_int(limit) and limit >= 1):
         raise invalid_value("limit", limit, "Expected a positive integer or None")
 
 

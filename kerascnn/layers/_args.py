@@ -11,9 +11,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-
-def is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+from kerascnn._checks import is_int
 
 
 def standardize_positive_int(value, name, allow_none=False):

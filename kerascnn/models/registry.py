@@ -18,8 +18,9 @@ model = build("my_net", (32, 32, 3), num_classes=10)   # model.name == "my_net"
 import dataclasses
 import functools
 import inspect
-import numbers
 from collections.abc import Callable, Sequence
+
+from kerascnn._checks import is_int
 
 __all__ = [
     "ModelInfo",
@@ -64,10 +65,6 @@ class ModelInfo:
     default_downsample: str | None = None
 
 
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def register(
     name,
     input_shape,
@@ -98,7 +95,7 @@ def register(
     if name in _REGISTRY:
         raise ValueError(f"A model named {name!r} is already registered.")
     input_shape = _standardize_input_shape(input_shape)
-    if not _is_int(min_size) or min_size < 1:
+    if not is_int(min_size) or min_size < 1:
         raise ValueError(
             "Invalid value for argument `min_size`. Expected a positive integer. "
             f"Received: min_size={min_size!r}"
@@ -222,7 +219,7 @@ def _standardize_input_shape(input_shape):
         isinstance(input_shape, Sequence)
         and not isinstance(input_shape, (str, bytes))
         and len(input_shape) == 3
-        and all(_is_int(d) and d > 0 for d in input_shape)
+        and all(is_int(d) and d > 0 for d in input_shape)
     )
     if not valid:
         raise ValueError(
@@ -252,7 +249,7 @@ def check_build_args(name, input_shape, num_classes, min_size=None):
             model, the input size and the smallest accepted size.
     """
     input_shape = _standardize_input_shape(input_shape)
-    if not _is_int(num_classes) or num_classes < 2:
+    if not is_int(num_classes) or num_classes < 2:
         raise ValueError(
             "Invalid value for argument `num_classes`. Expected an integer >= 2. "
             f"Received: num_classes={num_classes!r}"
