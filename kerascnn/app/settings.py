@@ -63,8 +63,8 @@ def _typed_nodes(node: DictConfig, path: str = "") -> Iterator[tuple[str, DictCo
     if dataclasses.is_dataclass(OmegaConf.get_type(node)):
         yield path, node
     for key in node:
-        child = node._get_node(key)
-        if isinstance(child, DictConfig) and not child._is_none():
+        child = node.get(key)  # None for a group set to null
+        if isinstance(child, DictConfig):
             yield from _typed_nodes(child, f"{path}{key}.")
 
 
