@@ -102,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
         "--include-stalled", action="store_true",
         help="count stalled runs (tag kerascnn.health=stalled) in the group means too",
     )
+    parser.add_argument(
+        "--include-pruned", action="store_true",
+        help="rank a search's pruned trials (tag optuna.state=PRUNED) with the others",
+    )
     return parser
 
 
@@ -149,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             include_all=args.include_all,
             max_runs=None if keys else args.max_runs,
             keep=keys,
+            include_pruned=args.include_pruned,
         )
         if keys:
             table = group_runs(table, keys, include_stalled=args.include_stalled)
@@ -176,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     text = format_table(table, width=terminal_width())
     print(text)
     _say_stalled(table, keys, args.include_stalled)
+    pruned = table.attrs.get("pruned", 0)
+    if pruned:
+        trials = f"{pruned} pruned trial" + ("s" if pruned > 1 else "")
+        print(f"pruned: {trials} left out of the ranking (--include-pruned ranks them)")
 
     if args.output is None:
         key = args.parent or table.attrs["experiment"]

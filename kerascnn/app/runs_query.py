@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kerascnn.app.tracking.tags import HEALTH, PARENT
+from kerascnn.app.tracking.tags import HEALTH, OPTUNA_STATE, PARENT
 
 __all__ = ["RunsNotFoundError", "compare_runs", "find_runs", "metric_history", "open_store"]
 
@@ -134,6 +134,7 @@ def compare_runs(
     include_all: bool = False,
     max_runs: int | None = None,
     keep: Sequence[str] = (),
+    include_pruned: bool = False,
 ) -> pd.DataFrame:
     """The comparison table of the runs of an experiment, or of the children of a parent run.
 
@@ -151,6 +152,9 @@ def compare_runs(
         max_runs: keep only the best `max_runs` runs.
         keep: parameters to keep as columns even when every run has the same value (the keys
             of a grouping); a run without one has ``None`` there.
+        include_pruned: rank the trials a hyper-parameter search pruned (tag ``optuna.state``
+            ``PRUNED``: short runs stopped early) with the others; by default they are left out
+            of the ranking and counted in ``df.attrs["pruned"]``.
 
     Returns:
         A DataFrame indexed by rank (1 = best) with columns ``run``, ``run_id``, the differing
@@ -158,8 +162,9 @@ def compare_runs(
         ``best_val_accuracy`` and ``epochs`` (present metrics only), ``health`` (the run's
         health tag, ``ok`` or ``stalled``, None when it has none), plus ``status`` with
         `include_all`. ``df.attrs`` holds ``metric``, ``experiment``, ``experiment_id``,
-        ``parent``, ``tracking_uri``, ``total_runs`` and ``curves`` (run id -> (steps, values)
-        of ``val_accuracy``).
+        ``parent``, ``tracking_uri``, ``total_runs``, ``pruned`` and ``curves`` (run id ->
+        (steps, values) of ``val_accuracy``). The runs of a search have a column
+        ``optuna.state`` (COMPLETE, PRUNED or FAIL).
 
     Raises:
         RunsNotFoundError: unknown experiment or parent run, or no run matches.
@@ -169,7 +174,12 @@ def compare_runs(
             f"Invalid value for argument `max_runs`. Expected an integer >= 1. "
             f"Received: max_runs={max_runs}")
     found = find_runs(tracking_uri, experiment, parent, include_all)
-    runs = found.runs
+    pruned = [r for r in found.runs if r.data.tags.get(OPTUNA_STATE) == "PRUNED"]
+    runs = found.runs if include_pruned else [r for r in found.runs if r not in pruned]
+    if not runs:
+        raise RunsNotFoundError(f"all {len(pruned)} runs were pruned trials (--include-pruned "
+                                "ranks them)")
+    trials = any(OPTUNA_STATE in r.data.tags for r in runs)
     if metric is None:
         metric = ("test_accuracy" if any("test_accuracy" in r.data.metrics for r in runs)
                   else CURVE_METRIC)
@@ -200,6 +210,8 @@ def compare_runs(
         if metric not in row and metric in metrics:
             row[metric] = metrics[metric]
         row["health"] = run.data.tags.get(HEALTH)
+        if trials:
+            row[OPTUNA_STATE] = run.data.tags.get(OPTUNA_STATE)
         rows.append(row)
 
     table = pd.DataFrame(rows)
@@ -215,5 +227,6 @@ def compare_runs(
     table.attrs.update(
         metric=metric, experiment=found.experiment, experiment_id=found.experiment_id,
         parent=parent, tracking_uri=tracking_uri, total_runs=total,
+        pruned=0 if include_pruned else len(pruned),
         curves={run_id: curves[run_id] for run_id in table["run_id"]})
     return table

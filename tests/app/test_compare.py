@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from kerascnn.app import compare
-from kerascnn.app.tracking.tags import HEALTH, PARENT
+from kerascnn.app.tracking.tags import HEALTH, OPTUNA_STATE, PARENT
 
 CHILDREN = {
     # name: (downsample.name, val_accuracy per epoch, test_accuracy)
@@ -363,3 +363,38 @@ def test_stalled_runs_are_marked_and_left_out_of_means(stalled_store, include_st
     assert [row[2] for row in rows] == ["ok"] * 5 + ["stalled"]  # ranked last, and marked
     assert rows[-1][3] == "0.1000"
     assert "stalled: 1 run sat at chance (tag kerascnn.health=stalled)" in out
+
+
+def test_pruned_trials_are_shown_and_left_out_of_the_ranking(tmp_path, capsys, monkeypatch):
+    """A search's pruned trial is a valid short run: ranked only with --include-pruned, and the
+    state of every trial is a column."""
+    monkeypatch.setenv("COLUMNS", "120")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment("kerascnn",
+                                             artifact_location=(tmp_path / "a").as_uri())
+    parent = client.create_run(experiment_id, run_name="search").info.run_id
+    trials = {"t0": ("COMPLETE", [0.5, 0.8, 0.9], 0.88), "t1": ("PRUNED", [0.3], 0.99),
+              "t2": ("COMPLETE", [0.6, 0.7, 0.75], 0.74)}
+    for number, (name, (state, curve, test)) in enumerate(trials.items()):
+        _log_run(client, experiment_id, name, {"optimizer.learning_rate": str(0.1 * (number + 1))},
+                 curve, test, tags={PARENT: parent, OPTUNA_STATE: state})
+    client.set_terminated(parent)
+
+    table = compare.compare_runs(uri, parent=parent)
+    assert list(table["run"]) == ["t0", "t2"]  # the pruned trial's high score is not ranked
+    assert table.attrs["pruned"] == 1
+    assert set(table[OPTUNA_STATE]) == {"COMPLETE"}
+    everything = compare.compare_runs(uri, parent=parent, include_pruned=True)
+    assert list(everything["run"]) == ["t1", "t0", "t2"]
+    assert everything.set_index("run").at["t1", OPTUNA_STATE] == "PRUNED"
+    assert everything.set_index("run").at["t1", "epochs"] == 1
+
+    compare.main(["--tracking-uri", uri, "--parent", parent, "--output", str(tmp_path / "r.png")])
+    out = capsys.readouterr().out
+    assert "pruned: 1 pruned trial left out of the ranking (--include-pruned ranks them)" in out
+    assert "t1" not in out.split("pruned:")[0]
+    compare.main(["--tracking-uri", uri, "--parent", parent, "--include-pruned",
+                  "--output", str(tmp_path / "r.png")])
+    out = capsys.readouterr().out
+    assert "PRUNED" in out and "pruned:" not in out
