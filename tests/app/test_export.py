@@ -34,15 +34,33 @@ LAYERS = {
     "PartialConv2D": lambda: layers.PartialConv2D(4, 3, connections=CONNECTIONS),
     "StridedConvDownsampling2D": lambda: layers.StridedConvDownsampling2D(),
     "TrainableSubsampling2D": lambda: layers.TrainableSubsampling2D(),
+    "PNormPooling1D": lambda: layers.PNormPooling1D(3, 2, "same", p=3),
+    "PNormPooling1D-learned": lambda: layers.PNormPooling1D(trainable_p=True),
+    "GlobalPNormPooling1D": lambda: layers.GlobalPNormPooling1D(trainable_p=True),
+    "PNormPooling3D": lambda: layers.PNormPooling3D(p=3),
+    "PNormPooling3D-learned": lambda: layers.PNormPooling3D(trainable_p=True),
+    "GlobalPNormPooling3D": lambda: layers.GlobalPNormPooling3D(p=3, keepdims=True),
 }
+# One sample's shape for the layers over sequences and volumes (images: 8 x 8 x 3).
+SHAPES = {"1D": (8, 3), "3D": (4, 4, 4, 2), "2D": (8, 8, 3)}
+
+
+# TFLite has no built-in 3D pooling: the window max and mean of the 3D layers (as of Keras' own
+# MaxPooling3D and AveragePooling3D) run only with the Flex delegate of full TensorFlow ops.
+NO_TFLITE_3D = pytest.mark.xfail(strict=True, reason="TFLite's built-in ops have no 3D pooling "
+                                 "(MaxPool3D/AvgPool3D need the Flex delegate)")
+
+
+def _shape(name):
+    return SHAPES[name.split("-")[0][-2:]]
 
 def _images(shape=(3, 8, 8, 3), seed=0):
     return np.random.default_rng(seed).random(shape, dtype=np.float32)
 
 
-def _model(make_layer):
+def _model(make_layer, shape=SHAPES["2D"]):
     keras.utils.set_random_seed(0)
-    inputs = keras.Input((8, 8, 3))
+    inputs = keras.Input(shape)
     layer = make_layer()
     outputs = keras.layers.Flatten()(layer(inputs))
     model = keras.Model(inputs, outputs)
@@ -86,12 +104,12 @@ FORMATS = {"tf_saved_model": ("savedmodel", _savedmodel), "litert": ("m.tflite",
 def _cases():
     for name in LAYERS:
         for fmt in FORMATS:
-            yield pytest.param(name, fmt, id=f"{name}-{fmt}")
+            marks = [NO_TFLITE_3D] if fmt == "litert" and name.startswith("PNormPooling3D") else []
+            yield pytest.param(name, fmt, id=f"{name}-{fmt}", marks=marks)
 
 
 def test_every_public_layer_has_an_export_case():
-    assert {n.split("-")[0] for n in LAYERS} == set(layers.__all__) - {
-        n for n in layers.__all__ if n.endswith(("1D", "3D"))}
+    assert {n.split("-")[0] for n in LAYERS} == set(layers.__all__)
 
 
 @pytest.mark.slow
@@ -99,8 +117,8 @@ def test_every_public_layer_has_an_export_case():
 def test_layer_exports_and_runs_in_its_runtime(name, fmt, tmp_path):
     if fmt == "onnx":
         pytest.importorskip("tf2onnx", reason='the onnx extra: pip install "kerascnn[onnx]"')
-    model = _model(LAYERS[name])
-    x = _images()
+    model = _model(LAYERS[name], _shape(name))
+    x = _images((3, *_shape(name)))
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     filename, run = FORMATS[fmt]
     path = tmp_path / filename
