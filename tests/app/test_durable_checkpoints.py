@@ -79,20 +79,20 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_one(store, monkeypatc
 
 @pytest.mark.slow
 def test_a_run_that_failed_and_then_finishes_keeps_no_error_txt(store, monkeypatch):
-    from kerascnn.app import train as app_train
+    from kerascnn.app import fit as app_fit
 
     def broken(model, pipelines):
         raise RuntimeError("evaluation broke")
 
-    real = app_train.evaluate
-    monkeypatch.setattr(app_train, "evaluate", broken)
+    real = app_fit.evaluate
+    monkeypatch.setattr(app_fit, "evaluate", broken)
     with pytest.raises(RuntimeError, match="evaluation broke"):
         train(compose_config(*QUIET))
     (run,) = all_runs(store)
     run_id = run.info.run_id
     assert run.info.status == "FAILED" and "error.txt" in _artifacts(store, run_id)
 
-    monkeypatch.setattr(app_train, "evaluate", real)
+    monkeypatch.setattr(app_fit, "evaluate", real)
     train(compose_config(*QUIET, f"trainer.resume={run_id}"))
     run = mlflow.MlflowClient(store).get_run(run_id)
     assert run.info.status == "FINISHED" and "error" not in run.data.tags

@@ -32,7 +32,7 @@ import optuna
 import pytest
 
 from tests.helpers.postgres import postgres_cluster
-from tests.helpers.runs import REPO, failure, peak_overlap, sqlite_uri, sweep_family, train
+from tests.helpers.runs import REPO, failure, peak_overlap, run_cli, sqlite_uri, sweep_family
 from tests.helpers.system import free_port, stop_group, wait_for
 
 EPOCHS = 3
@@ -125,7 +125,7 @@ def stopped(tmp_path_factory) -> SimpleNamespace:
                 first.kill()
         before = {r.info.run_id: r for r in sweep_family(sqlite_uri(runs_dir))[1]}
         started = time.monotonic()
-        second = train(args, runs_dir, timeout=600)
+        second = run_cli(args, runs_dir, timeout=600)
         assert second.returncode == 0, failure(second)
         parent, children = sweep_family(sqlite_uri(runs_dir))
         yield SimpleNamespace(storage=storage, runs_dir=runs_dir, first=first,
@@ -138,7 +138,7 @@ def stopped(tmp_path_factory) -> SimpleNamespace:
 def parallel(tmp_path_factory) -> SimpleNamespace:
     """The default study (SQLite beside the MLflow store), two trials at a time under joblib."""
     runs_dir = tmp_path_factory.mktemp("optuna_joblib") / "runs"
-    done = train(["hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
+    done = run_cli(["hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
                   "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                   "hydra.sweeper.pruner=median", "trainer.epochs=2", *SMALL], runs_dir,
                  timeout=600)

@@ -110,13 +110,13 @@ class _SigtermAt(keras.callbacks.Callback):
 
 def _killed_run(monkeypatch, *overrides) -> str:
     """A run stopped by SIGTERM after 2 complete epochs: KILLED, with its checkpoint."""
-    from kerascnn.app import train as app_train
+    from kerascnn.app import fit as fit_module
 
-    real = app_train._callbacks
-    monkeypatch.setattr(app_train, "_callbacks", lambda job: [*real(job), _SigtermAt(2)])
+    real = fit_module.make_callbacks
+    monkeypatch.setattr(fit_module, "make_callbacks", lambda *args: [_SigtermAt(2), *real(*args)])
     with pytest.raises(Interrupted) as info:
         train(compose_config(*overrides))
-    monkeypatch.setattr(app_train, "_callbacks", real)
+    monkeypatch.setattr(fit_module, "make_callbacks", real)
     return info.value.run_id
 
 

@@ -37,8 +37,10 @@ def _check_finished_family(runs_dir, names):
     return parent, children
 
 
-def test_basic_launcher_and_compare(tmp_path, capsys):
+def test_basic_launcher_and_compare(tmp_path, capsys, monkeypatch):
     from kerascnn.app.compare import main
+
+    monkeypatch.setenv("COLUMNS", "200")  # the printed table in one block, a row per line
 
     result = run_cli(["-m", "downsample=max,pnorm", *TINY], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -67,12 +67,12 @@ def sweep(tmp_path_factory) -> SimpleNamespace:
     assert [c.data.params["downsample.name"] for c in children] == ["max", "pnorm"]
     assert all("val_accuracy" in c.data.metrics for c in children)
     # Each job prints its run's link, and the sweep ends with its parent's: the address
-    # `make ui` serves, the run, the model-training view.
+    # `kerascnn-ui` serves, the run, the model-training view.
     assert printed == [f"{UI_ADDRESS}/#/experiments/{parent.info.experiment_id}/runs/"
                        f"{run.info.run_id}?workflowType=machine_learning"
                        for run in (*sorted(children, key=lambda r: r.info.start_time), parent)
                        ], done.stdout
-    assert done.stdout.count("make ui") == 1, done.stdout  # the hint once, at the end
+    assert done.stdout.count("kerascnn-ui") == 1, done.stdout  # the hint once, at the end
     return SimpleNamespace(runs_dir=runs_dir, uri=uri, parent=parent, children=children,
                            experiment_id=parent.info.experiment_id, link=printed[-1])
 
