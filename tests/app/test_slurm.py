@@ -50,9 +50,20 @@ def slurm_sweep(tmp_path_factory) -> SimpleNamespace:
         queue_after = cluster.settled_queue()  # the jobs' COMPLETING phase is over
         jobs = {job_id: cluster.job(job_id) for job_id in
                 {c.data.tags.get("slurm.job_id") for c in children} - {None}}
+        # An Optuna search on the same cluster: each trial's job reaches the study through
+        # its storage (the SQLite file beside the store) to report its epochs to the pruner.
+        search_dir = folder / "search"
+        search = run_cli(["hparams_search=optuna", "hydra.sweeper.n_trials=2",
+                          "hydra.sweeper.n_jobs=2", "hydra.sweeper.study_name=on_slurm",
+                          "hydra/sweeper/pruner=median", "hydra.sweeper.params=null",
+                          "optimizer.learning_rate=choice(0.01,0.001)",
+                          *slurm_launcher(cluster, search_dir), *TINY, "trainer.epochs=2"],
+                         search_dir, extra_env={"SLURM_CONF": str(cluster.conf)}, timeout=900)
+        assert search.returncode == 0, failure(search) + "\n--- slurmctld\n" + cluster.log(
+            "slurmctld")
         yield SimpleNamespace(cluster=cluster, runs_dir=runs_dir, parent=parent,
                               children=children, jobs=jobs, queue_after=queue_after,
-                              output=done.stdout + done.stderr)
+                              output=done.stdout + done.stderr, search_dir=search_dir)
 
 
 def test_one_parent_and_three_finished_children(slurm_sweep):
@@ -86,3 +97,24 @@ def test_each_child_names_its_slurm_job(slurm_sweep):
         assert job["JobState"] == "COMPLETED", job
         assert job["ArrayTaskId"] == t["slurm.array_task_id"], job
         assert job["NodeList"] == slurm_sweep.cluster.node, job
+
+
+def test_an_optuna_search_runs_its_trials_as_slurm_jobs(slurm_sweep):
+    """Each trial is a Slurm job that found the study through the storage: its epochs are
+    the trial's intermediate values, its run carries the trial's and the job's tags."""
+    import optuna
+
+    study = optuna.load_study(study_name="on_slurm",
+                              storage=f"sqlite:///{slurm_sweep.search_dir}/optuna.db")
+    trials = study.get_trials(deepcopy=False)
+    assert [t.number for t in trials] == [0, 1]
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials), trials
+    assert all(sorted(t.intermediate_values) in ([0], [0, 1]) for t in trials), trials
+    parent, children = sweep_family(sqlite_uri(slurm_sweep.search_dir))
+    assert parent.data.tags["hydra.launcher"].endswith("SlurmLauncher")
+    tags = {c.data.tags["optuna.trial_number"]: c.data.tags for c in children}
+    assert sorted(tags) == ["0", "1"]
+    for number, tag in tags.items():
+        assert tag["optuna.study_name"] == "on_slurm"
+        assert tag["optuna.state"] == trials[int(number)].state.name
+        assert tag.get("slurm.job_id"), tag
