@@ -3,10 +3,8 @@ mid-training, divergence, and the checks made before any data is loaded."""
 
 from __future__ import annotations
 
-import os
 import signal
 
-import keras
 import mlflow
 import pytest
 
@@ -16,6 +14,7 @@ from kerascnn.app.faults import Diverged, Interrupted
 from kerascnn.app.train import train
 from tests.helpers.app_config import compose_config
 from tests.helpers.runs import TINY, all_runs, main_in_process
+from tests.helpers.signals import sigterm_at
 
 QUIET = [*TINY, "tracking.system_metrics=false"]
 EPOCH_METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
@@ -30,19 +29,6 @@ def _values(uri, run_id, name):
     return [m.value for m in sorted(history, key=lambda m: m.step)]
 
 
-class _SigtermAt(keras.callbacks.Callback):
-    """Sends this process a real SIGTERM after the first step of an epoch."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch, self.current = epoch, None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.current = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.current == self.epoch and batch == 0:
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 @pytest.mark.slow
@@ -52,12 +38,7 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(store, monkeypatch):
     (reference,) = all_runs(store)
     assert not checkpoint_dir(reference.info.run_id).exists()  # FINISHED: removed
 
-    from kerascnn.app import fit as fit_module
-
-    real = fit_module.make_callbacks
-    monkeypatch.setattr(fit_module, "make_callbacks",
-                        lambda *args: [_SigtermAt(2), *real(*args)])
-    with pytest.raises(Interrupted) as info:
+    with sigterm_at(monkeypatch, 2), pytest.raises(Interrupted) as info:
         train(compose_config(*overrides, "tracking.run_name=cut"))
     run_id = info.value.run_id
     run = mlflow.MlflowClient(store).get_run(run_id)
@@ -67,7 +48,6 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(store, monkeypatch):
     assert read_checkpoint(run_id).epoch == 2
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
 
-    monkeypatch.setattr(fit_module, "make_callbacks", real)
     objective = train(compose_config(*overrides, "tracking.run_name=cut",
                                      f"trainer.resume={run_id}"))
     run = mlflow.MlflowClient(store).get_run(run_id)
@@ -119,12 +99,7 @@ def test_resume_errors_are_one_line(store):
 
 
 def test_resume_names_the_keys_that_differ(store, monkeypatch):
-    from kerascnn.app import fit as fit_module
-
-    real = fit_module.make_callbacks
-    monkeypatch.setattr(fit_module, "make_callbacks",
-                        lambda *args: [_SigtermAt(1), *real(*args)])
-    with pytest.raises(Interrupted) as info:
+    with sigterm_at(monkeypatch, 1), pytest.raises(Interrupted) as info:
         train(compose_config(*QUIET, "trainer.epochs=2"))
     run_id = info.value.run_id
     with pytest.raises(ConfigError, match=r"differs .* in optimizer.learning_rate \(0.002 -> "

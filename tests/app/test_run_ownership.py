@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import keras
 import mlflow
 import pytest
 
@@ -24,6 +22,7 @@ from kerascnn.app.tracking.tags import END_REASON, HOST, PID
 from kerascnn.app.train import train
 from tests.helpers.app_config import compose_config
 from tests.helpers.runs import REPO, TINY, all_runs, main_in_process
+from tests.helpers.signals import sigterm_at
 
 pytestmark = pytest.mark.slow  # each test starts a process
 
@@ -95,28 +94,12 @@ def test_the_lock_says_whether_another_hosts_running_run_is_alive(store, tmp_pat
     assert process_alive(client.get_run(run_id)) is False  # its holder died: taken over
 
 
-class _SigtermAt(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch, self.current = epoch, None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.current = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.current == self.epoch and batch == 0:
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _killed_run(monkeypatch, *overrides) -> str:
     """A run stopped by SIGTERM after 2 complete epochs: KILLED, with its checkpoint."""
-    from kerascnn.app import fit as fit_module
-
-    real = fit_module.make_callbacks
-    monkeypatch.setattr(fit_module, "make_callbacks", lambda *args: [_SigtermAt(2), *real(*args)])
-    with pytest.raises(Interrupted) as info:
+    with sigterm_at(monkeypatch, 2), pytest.raises(Interrupted) as info:
         train(compose_config(*overrides))
-    monkeypatch.setattr(fit_module, "make_callbacks", real)
     return info.value.run_id
 
 
