@@ -2,10 +2,11 @@
 
 Each cell (a model and a downsampling kind) trains with the settings of
 ``experiment=downsampling_study`` (composed by Hydra, with ``model=``, ``downsample=`` and
-``trainer.seed=`` set per run) for every seed, through the app's own ``prepare`` (the same
-data pipelines, model, optimizer and schedule as ``python -m kerascnn.train``) but without
-MLflow, and is evaluated on the test split. Printed per cell: n, mean, min and max test
-accuracy, the runs at chance (test accuracy below 0.2 for 10 classes) and seconds per epoch.
+``trainer.seed=`` set per run) for every seed, through the app's own ``check_settings`` and
+``prepare`` (the same data pipelines, model, optimizer and schedule as ``python -m
+kerascnn.train``) but without MLflow, and is evaluated on the test split. Printed per cell:
+n, mean, min and max test accuracy, the runs at chance (test accuracy below 0.2 for 10
+classes) and seconds per epoch.
 
     .venv/bin/python benchmarks/study_health.py --cells all_cnn_c:conv,all_cnn_c:max \\
         --seeds 0-9 [--override trainer.epochs=10 ...]
@@ -55,9 +56,12 @@ def train_once(model: str, kind: str | None, seed: int, overrides: list[str]) ->
     """One run with the study's settings: test accuracy, final training loss, s/epoch."""
     from hydra import compose, initialize_config_module
 
-    from kerascnn.app import train as app
-    from kerascnn.app.preflight import Plan
+    from kerascnn.app.build import prepare
+    from kerascnn.app.config import register_configs
+    from kerascnn.app.fit import evaluate
+    from kerascnn.app.settings import check_settings
 
+    register_configs()
     chosen = [f"model={model}", f"trainer.seed={seed}", "trainer.verbose=0"]
     if kind:
         chosen.append(f"downsample={kind}")
@@ -66,13 +70,13 @@ def train_once(model: str, kind: str | None, seed: int, overrides: list[str]) ->
                       overrides=["experiment=downsampling_study", *chosen, *overrides])
     import keras
 
-    job = app.prepare(cfg, plan=Plan(tracking_uri="", config={}, config_hash=""))
+    conf = check_settings(cfg)
+    job = prepare(conf)  # the optimizer steps the configured schedule per batch
     start = time.perf_counter()
     history = job.model.fit(job.pipelines.train, validation_data=job.pipelines.val,
-                            epochs=job.config.trainer.epochs, verbose=0,
-                            callbacks=[keras.callbacks.LearningRateScheduler(job.schedule)])
-    seconds = (time.perf_counter() - start) / job.config.trainer.epochs
-    results, _ = app.evaluate(job.model, job.pipelines)
+                            epochs=conf.trainer.epochs, verbose=0)
+    seconds = (time.perf_counter() - start) / conf.trainer.epochs
+    results, _ = evaluate(job.model, job.pipelines)
     keras.backend.clear_session()
     return {"test_accuracy": results["test_accuracy"], "loss": history.history["loss"][-1],
             "seconds_per_epoch": seconds}

@@ -3,14 +3,16 @@
 :func:`prepare` reads the arrays, decides the runtime (device, precision, threads), builds and
 compiles the model and makes the pipelines, in that order: the model is built from the arrays'
 shape before any image is resized, so an input the architecture cannot take is refused without
-that work. The library checks its own arguments (a builder its options and input size, the
-downsampling layer its options); :func:`~kerascnn.app.config.config_keys` names the config key
-in its message.
+that work, and compiled once the pipelines say how many steps an epoch has (the learning-rate
+schedule steps per batch). The library checks its own arguments (a builder its options and
+input size, the downsampling layer its options); :func:`~kerascnn.app.config.config_keys`
+names the config key in its message.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,7 @@ def prepare(conf: Config) -> Job:
                         spec, runtime)
     with config_keys(DATA_KEYS):
         pipelines = make_pipelines(arrays, image_size=size, **pipeline_args(conf))
+    compile_model(conf, model, runtime, math.ceil(pipelines.num_train / conf.trainer.batch_size))
     if conf.trainer.batch_size > pipelines.num_train:
         log.warning("trainer.batch_size=%d is larger than the %d training images: each epoch "
                     "is one step over all of them", conf.trainer.batch_size,
@@ -62,19 +65,30 @@ def prepare(conf: Config) -> Job:
 
 def build_model(conf: Config, input_shape: tuple[int, int, int], num_classes: int, spec: Any,
                 runtime: Runtime) -> keras.Model:
-    """The configured model, compiled with the configured optimizer, under the runtime."""
+    """The configured model, built under the runtime."""
     keys = {"spec": "downsample", "downsample": "downsample",
             **{k: f"downsample.{k}" for k in conf.downsample or {}},
             **{k: f"model.{k}" for k in conf.model}}
     with runtime.scope(), dtype_policy(runtime.precision):
         with config_keys(keys, context=f"model={conf.model.get('name')}"):
-            model = hydra.utils.instantiate(conf.model, input_shape=input_shape,
-                                            num_classes=num_classes, downsample=spec,
-                                            _convert_="all")
-        model.compile(optimizer=hydra.utils.instantiate(conf.optimizer),
+            return hydra.utils.instantiate(conf.model, input_shape=input_shape,
+                                           num_classes=num_classes, downsample=spec,
+                                           _convert_="all")
+
+
+def compile_model(conf: Config, model: keras.Model, runtime: Runtime,
+                  steps_per_epoch: int) -> None:
+    """Compiles `model` with the configured optimizer, its rate the configured schedule
+    (:mod:`kerascnn.app.schedules`, stepped per batch)."""
+    schedule = hydra.utils.instantiate(conf.schedule,
+                                       base_learning_rate=conf.optimizer.learning_rate,
+                                       epochs=conf.trainer.epochs,
+                                       steps_per_epoch=steps_per_epoch)
+    with runtime.scope(), dtype_policy(runtime.precision):
+        optimizer = hydra.utils.instantiate(conf.optimizer, _partial_=True)  # typed: a float
+        model.compile(optimizer=optimizer(learning_rate=schedule),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                       jit_compile=runtime.jit_compile)
-    return model
 
 
 def _model_info(conf: Config) -> models.ModelInfo | None:

@@ -21,7 +21,7 @@ the checkpoint leaves nothing of that epoch anywhere; it is trained again. So st
 appear once.
 
 What comes back: the weights and the optimizer's slots and iteration count (the weights file),
-the learning-rate schedule (a function of the epoch), the history. The training pipeline's
+with it the learning-rate schedule (a function of the iteration count), the history. The training pipeline's
 shuffling (seeded, reshuffled per iterator) is moved on by opening one iterator per epoch
 done; measured, a resumed epoch's loss is within about 1% of the uninterrupted run's but not
 equal, so the batch order after a resume is not exactly the uninterrupted one (Keras appears

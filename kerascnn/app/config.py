@@ -132,7 +132,7 @@ class AdamConfig(OptimizerConfig):
 
 @dataclass
 class ScheduleConfig:
-    """A learning-rate schedule over epochs; ``_target_`` is a class in kerascnn.app.schedules."""
+    """A learning-rate schedule; ``_target_`` is a factory in kerascnn.app.schedules."""
 
     _target_: str = MISSING
     name: str = MISSING

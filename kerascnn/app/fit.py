@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import hydra
 import keras
 import numpy as np
 
@@ -20,7 +19,12 @@ from kerascnn.app.checkpoints import EpochCheckpoint
 from kerascnn.app.config import Config
 from kerascnn.app.preflight import Plan
 from kerascnn.app.signals import SignalStop
-from kerascnn.app.tracking.callbacks import LearnedPCallback, ThroughputCallback, learned_p_layers
+from kerascnn.app.tracking.callbacks import (
+    LearnedPCallback,
+    LearningRateLog,
+    ThroughputCallback,
+    learned_p_layers,
+)
 from kerascnn.app.tracking.health import StallCheck
 from kerascnn.app.tracking.pruning import trial_callbacks
 
@@ -32,10 +36,7 @@ def make_callbacks(conf: Config, job: Job, stop: SignalStop,
     First those that add to the logs (learning rate, throughput, learned p), then those that
     act on them; the checkpoint comes last, as it saves and logs the epoch's complete logs.
     """
-    schedule = hydra.utils.instantiate(conf.schedule,
-                                       base_learning_rate=conf.optimizer.learning_rate,
-                                       epochs=conf.trainer.epochs)
-    callbacks = [keras.callbacks.LearningRateScheduler(schedule),
+    callbacks = [LearningRateLog(),
                  ThroughputCallback(job.pipelines.num_train),
                  StallCheck(job.pipelines.num_classes)]  # tags kerascnn.health ok | stalled
     if learned_p_layers(job.model):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 
+import keras
 import pytest
 from hydra.errors import ConfigCompositionException
 
 from kerascnn import models
 from kerascnn.app.config import ConfigError, validate
-from kerascnn.app.schedules import ConstantSchedule, CosineSchedule, StepSchedule
+from kerascnn.app import schedules
 from kerascnn.app.settings import check_settings
 from tests.helpers.app_config import CONF_DIR, compose_config
 
@@ -177,14 +178,23 @@ def test_unknown_choices_fail_at_composition(group):
         compose_config(f"{group}=nope")
 
 
+def _rates(schedule, steps):
+    """The rate `schedule` (a number or a Keras schedule) gives at each optimizer step."""
+    if isinstance(schedule, float):
+        return [schedule] * len(steps)
+    return [float(keras.ops.convert_to_numpy(schedule(s))) for s in steps]
+
+
 def test_schedules_against_their_formulas():
-    assert ConstantSchedule(0.1, 10)(7) == 0.1
-    step = StepSchedule(0.1, 350, milestones=[200, 250, 300], factor=0.1)
-    assert [step(e) for e in (0, 199, 200, 249, 250, 300, 349)] == pytest.approx(
-        [0.1, 0.1, 0.01, 0.01, 0.001, 0.0001, 0.0001])
-    cosine = CosineSchedule(1.0, 11, min_learning_rate=0.0)
-    values = [cosine(e) for e in range(11)]
-    expected = [0.5 * (1 + math.cos(math.pi * e / 11)) for e in range(11)]
-    assert values == pytest.approx(expected)
-    warm = CosineSchedule(1.0, 10, warmup_epochs=2)
-    assert [warm(0), warm(1), warm(2)] == pytest.approx([0.5, 1.0, 1.0])
+    assert _rates(schedules.constant(0.1, 10, steps_per_epoch=5), [0, 49]) == [0.1, 0.1]
+    # Epoch e is the steps e * 4 .. e * 4 + 3: the rate changes at the first step of epoch 200.
+    step = schedules.step(0.1, 350, steps_per_epoch=4, milestones=[200, 250, 300], factor=0.1)
+    at = [0, 799, 800, 999, 1000, 1200, 1399]
+    assert _rates(step, at) == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.0001, 0.0001])
+    cosine = schedules.cosine(1.0, 11, steps_per_epoch=3, min_learning_rate=0.1)
+    expected = [0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / 33)) for s in range(33)]
+    assert _rates(cosine, range(33)) == pytest.approx(expected, abs=1e-6)
+    # A warm-up of 2 epochs of 5 steps rises by a tenth of the rate per step, from 0.
+    warm = schedules.cosine(1.0, 10, steps_per_epoch=5, warmup_epochs=2)
+    assert _rates(warm, range(11)) == pytest.approx([s / 10 for s in range(11)], abs=1e-6)
+    assert _rates(warm, [15]) == pytest.approx([0.5 * (1 + math.cos(math.pi * 5 / 40))])

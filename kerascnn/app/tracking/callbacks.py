@@ -1,4 +1,4 @@
-"""Keras callbacks that add to each epoch's logs: throughput and learned p.
+"""Keras callbacks that add to each epoch's logs: learning rate, throughput and learned p.
 
 The checkpoint callback (:mod:`kerascnn.app.checkpoints`) logs every complete epoch's logs to
 MLflow once, after its checkpoint is written.
@@ -11,6 +11,25 @@ from collections.abc import Iterator
 
 import keras
 import numpy as np
+
+
+class LearningRateLog(keras.callbacks.Callback):
+    """Adds ``learning_rate`` to each epoch's logs: the rate of the epoch's first step.
+
+    The optimizer's schedule steps per batch (:mod:`kerascnn.app.schedules`); its rate when
+    the epoch begins is the one recorded for the epoch.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._rate = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self._rate is not None:
+            logs["learning_rate"] = self._rate
 
 
 class ThroughputCallback(keras.callbacks.Callback):
