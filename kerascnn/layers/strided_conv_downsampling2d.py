@@ -2,11 +2,11 @@
 
 import keras
 
-from kerascnn.layers import _args, _base_pooling
+from kerascnn.layers import _args, _base_pooling, _kernel_bias
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
-class StridedConvDownsampling2D(_base_pooling.BasePooling):
+class StridedConvDownsampling2D(_kernel_bias.KernelBias, _base_pooling.BasePooling):
     """Learned downsampling: a strided convolution used in place of a pooling layer.
 
     The all-convolutional net replaces each pooling layer by a convolution whose kernel
@@ -98,29 +98,16 @@ class StridedConvDownsampling2D(_base_pooling.BasePooling):
         **kwargs,
     ):
         super().__init__(
-            2,
-            pool_size,
-            strides,
-            padding,
-            data_format,
-            activity_regularizer=_args.get_regularizer(
-                activity_regularizer, "activity_regularizer"
-            ),
+            **_kernel_bias.arguments(locals()),
+            rank=2,
+            pool_size=pool_size,
+            strides=strides,
+            padding=padding,
+            data_format=data_format,
             **kwargs,
         )
         self.filters = _args.standardize_positive_int(filters, "filters", allow_none=True)
         self.depthwise = _args.standardize_bool(depthwise, "depthwise")
-        self.activation = _args.get_activation(activation)
-        self.use_bias = _args.standardize_bool(use_bias, "use_bias")
-        _args.set_kernel_and_bias_args(
-            self,
-            kernel_initializer,
-            bias_initializer,
-            kernel_regularizer,
-            bias_regularizer,
-            kernel_constraint,
-            bias_constraint,
-        )
         self.conv = None
 
     def output_channels(self, channels):
@@ -138,30 +125,20 @@ class StridedConvDownsampling2D(_base_pooling.BasePooling):
             strides=self.strides,
             padding=self.padding,
             data_format=self.data_format,
-            activation=self.activation,
-            use_bias=self.use_bias,
-            bias_initializer=self.bias_initializer,
-            bias_regularizer=self.bias_regularizer,
-            bias_constraint=self.bias_constraint,
-            dtype=self.dtype_policy,
         )
         if self.depthwise:
             self.conv = keras.layers.DepthwiseConv2D(
                 depth_multiplier=1,
-                depthwise_initializer=self.kernel_initializer,
-                depthwise_regularizer=self.kernel_regularizer,
-                depthwise_constraint=self.kernel_constraint,
                 name="depthwise_conv",
                 **common,
+                **self.conv_arguments(kernel="depthwise"),
             )
         else:
             self.conv = keras.layers.Conv2D(
                 filters=self.output_channels(channels),
-                kernel_initializer=self.kernel_initializer,
-                kernel_regularizer=self.kernel_regularizer,
-                kernel_constraint=self.kernel_constraint,
                 name="conv",
                 **common,
+                **self.conv_arguments(),
             )
         self.conv.build(input_shape)
 
@@ -174,10 +151,6 @@ class StridedConvDownsampling2D(_base_pooling.BasePooling):
             {
                 "filters": self.filters,
                 "depthwise": self.depthwise,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                **_args.kernel_and_bias_config(self),
-                "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
             }
         )
         return config
