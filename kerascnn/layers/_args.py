@@ -224,6 +224,13 @@ def get_constraint(value, name):
     return _get(keras.constraints.get, value, name)
 
 
+def passed_arguments(values):
+    """A constructor's arguments, from its `locals()` (taken first thing), with `**kwargs`
+    merged in: what a thin subclass hands on to its base unchanged."""
+    arguments = {k: v for k, v in values.items() if k not in ("self", "__class__", "kwargs")}
+    return {**arguments, **values.get("kwargs", {})}
+
+
 _SPATIAL_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 

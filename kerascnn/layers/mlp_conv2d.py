@@ -2,10 +2,11 @@
 
 import keras
 
-from kerascnn.layers import _args, _kernel_bias
+from kerascnn.layers import _args, _docs, _kernel_bias
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
+@_docs.document(shapes=_docs.shapes(2, "filters[-1]", "new_"))
 class MLPConv2D(_kernel_bias.KernelBias, keras.layers.Layer):
     """Network-in-Network's mlpconv block: a `k x k` convolution followed by 1x1 convolutions.
 
@@ -45,21 +46,10 @@ class MLPConv2D(_kernel_bias.KernelBias, keras.layers.Layer):
         activity_regularizer: optional regularizer for the block's output.
         kernel_constraint: optional constraint for every kernel.
         bias_constraint: optional constraint for every bias.
-        data_format: `"channels_last"` or `"channels_first"`; defaults to
-            `keras.config.image_data_format()`.
+        $data_format_arg
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
 
-    Input shape:
-
-    - If `data_format="channels_last"`: 4D tensor `(batch_size, height, width, channels)`.
-    - If `data_format="channels_first"`: 4D tensor `(batch_size, channels, height, width)`.
-
-    Output shape:
-
-    - If `data_format="channels_last"`:
-        4D tensor `(batch_size, new_height, new_width, filters[-1])`.
-    - If `data_format="channels_first"`:
-        4D tensor `(batch_size, filters[-1], new_height, new_width)`.
+    $shapes
 
     Example:
 

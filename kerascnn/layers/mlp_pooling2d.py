@@ -11,7 +11,7 @@ input. The cost grows with `hidden_units` (see benchmarks/bench_pooling.py).
 import keras
 from keras import ops
 
-from kerascnn.layers import _args, _base_pooling, _kernel_bias, _windows
+from kerascnn.layers import _args, _base_pooling, _docs, _kernel_bias, _windows
 
 
 def _per_channel(initializer, channels):
@@ -40,6 +40,7 @@ def _per_channel(initializer, channels):
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
+@_docs.document(shapes=_docs.shapes(2))
 class MLPPooling2D(_kernel_bias.KernelBias, _base_pooling.BasePooling):
     """Network-in-network pooling: a small MLP maps every window of every channel to one value.
 
@@ -89,8 +90,7 @@ class MLPPooling2D(_kernel_bias.KernelBias, _base_pooling.BasePooling):
         activity_regularizer: optional regularizer for the layer's output.
         kernel_constraint: optional constraint for every kernel.
         bias_constraint: optional constraint for every bias.
-        data_format: `"channels_last"` or `"channels_first"`; defaults to
-            `keras.config.image_data_format()`.
+        $data_format_arg
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
 
     The weights are `kernel_0, bias_0, ..., output_kernel, output_bias`, of shapes
@@ -98,17 +98,7 @@ class MLPPooling2D(_kernel_bias.KernelBias, _base_pooling.BasePooling):
     `(channels, n_out)` otherwise, with `n_in = pool_h * pool_w` for the first layer and
     `n_out = 1` for the output layer.
 
-    Input shape:
-
-    - If `data_format="channels_last"`: 4D tensor `(batch_size, height, width, channels)`.
-    - If `data_format="channels_first"`: 4D tensor `(batch_size, channels, height, width)`.
-
-    Output shape:
-
-    - If `data_format="channels_last"`:
-        4D tensor `(batch_size, pooled_height, pooled_width, channels)`.
-    - If `data_format="channels_first"`:
-        4D tensor `(batch_size, channels, pooled_height, pooled_width)`.
+    $shapes
 
     Example:
 

@@ -4,10 +4,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerascnn.layers import _args, _kernel_bias
+from kerascnn.layers import _args, _docs, _kernel_bias
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
+@_docs.document(shapes=_docs.shapes(2, "filters", "new_"))
 class PartialConv2D(_kernel_bias.KernelBias, keras.layers.Layer):
     """2D convolution in which each output map sees only some input maps (a connection table).
 
@@ -49,22 +50,11 @@ class PartialConv2D(_kernel_bias.KernelBias, keras.layers.Layer):
         bias_regularizer: optional regularizer for the bias.
         kernel_constraint: optional constraint for the (dense) kernel.
         bias_constraint: optional constraint for the bias.
-        data_format: `"channels_last"` or `"channels_first"`; defaults to
-            `keras.config.image_data_format()`.
+        $data_format_arg
         **kwargs: base layer keyword arguments, such as `name`, `dtype` and
             `activity_regularizer`.
 
-    Input shape:
-
-    - If `data_format="channels_last"`: 4D tensor `(batch_size, height, width, channels)`.
-    - If `data_format="channels_first"`: 4D tensor `(batch_size, channels, height, width)`.
-
-    Output shape:
-
-    - If `data_format="channels_last"`:
-        4D tensor `(batch_size, new_height, new_width, filters)`.
-    - If `data_format="channels_first"`:
-        4D tensor `(batch_size, filters, new_height, new_width)`.
+    $shapes
 
     Example:
 

@@ -2,10 +2,11 @@
 
 import keras
 
-from kerascnn.layers import _args, _base_pooling, _kernel_bias
+from kerascnn.layers import _args, _base_pooling, _docs, _kernel_bias
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
+@_docs.document(shapes=_docs.shapes(2, "filters"))
 class StridedConvDownsampling2D(_kernel_bias.KernelBias, _base_pooling.BasePooling):
     """Learned downsampling: a strided convolution used in place of a pooling layer.
 
@@ -47,21 +48,10 @@ class StridedConvDownsampling2D(_kernel_bias.KernelBias, _base_pooling.BasePooli
         activity_regularizer: optional regularizer for the output.
         kernel_constraint: optional constraint for the kernel.
         bias_constraint: optional constraint for the bias.
-        data_format: `"channels_last"` or `"channels_first"`; defaults to
-            `keras.config.image_data_format()`.
+        $data_format_arg
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
 
-    Input shape:
-
-    - If `data_format="channels_last"`: 4D tensor `(batch_size, height, width, channels)`.
-    - If `data_format="channels_first"`: 4D tensor `(batch_size, channels, height, width)`.
-
-    Output shape:
-
-    - If `data_format="channels_last"`:
-        4D tensor `(batch_size, pooled_height, pooled_width, filters)`.
-    - If `data_format="channels_first"`:
-        4D tensor `(batch_size, filters, pooled_height, pooled_width)`.
+    $shapes
 
     where `filters` is the input's channel count when `filters=None`.
 
