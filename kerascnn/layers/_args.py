@@ -224,10 +224,12 @@ def get_constraint(value, name):
     return _get(keras.constraints.get, value, name)
 
 
-def passed_arguments(values):
+def passed_arguments(values, own=()):
     """A constructor's arguments, from its `locals()` (taken first thing), with `**kwargs`
-    merged in: what a thin subclass hands on to its base unchanged."""
-    arguments = {k: v for k, v in values.items() if k not in ("self", "__class__", "kwargs")}
+    merged in and without those named in `own` (the ones the layer keeps for itself): what a
+    layer hands on to its bases unchanged."""
+    skip = {"self", "__class__", "kwargs", *own}
+    arguments = {name: value for name, value in values.items() if name not in skip}
     return {**arguments, **values.get("kwargs", {})}
 
 

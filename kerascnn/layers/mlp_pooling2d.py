@@ -139,15 +139,7 @@ class MLPPooling2D(_kernel_bias.KernelBias, _base_pooling.BasePooling):
         data_format=None,
         **kwargs,
     ):
-        super().__init__(
-            **_kernel_bias.arguments(locals()),
-            rank=2,
-            pool_size=pool_size,
-            strides=strides,
-            padding=padding,
-            data_format=data_format,
-            **kwargs,
-        )
+        super().__init__(rank=2, **_args.passed_arguments(locals(), own=("hidden_units", "shared")))
         self.hidden_units = _args.standardize_hidden_units(hidden_units)
         self.shared = _args.standardize_bool(shared, "shared")
         self.kernels = []

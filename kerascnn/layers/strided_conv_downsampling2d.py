@@ -87,15 +87,7 @@ class StridedConvDownsampling2D(_kernel_bias.KernelBias, _base_pooling.BasePooli
         data_format=None,
         **kwargs,
     ):
-        super().__init__(
-            **_kernel_bias.arguments(locals()),
-            rank=2,
-            pool_size=pool_size,
-            strides=strides,
-            padding=padding,
-            data_format=data_format,
-            **kwargs,
-        )
+        super().__init__(rank=2, **_args.passed_arguments(locals(), own=("filters", "depthwise")))
         self.filters = _args.standardize_positive_int(filters, "filters", allow_none=True)
         self.depthwise = _args.standardize_bool(depthwise, "depthwise")
         self.conv = None

@@ -8,17 +8,21 @@ import pytest
 
 from kerascnn.layers import GlobalPNormPooling2D
 from tests.helpers.arrays import to_numpy
-from tests.helpers.gradients import GRAD_DTYPE, GRAD_RTOL, layer_grads, numeric_grad
+from tests.helpers.gradients import (
+    GRAD_DTYPE,
+    GRAD_RTOL,
+    assert_learned_p_gradients,
+    away_from_zero,
+    layer_grads,
+    numeric_grad,
+)
+from tests.helpers.pnorm_reference import softplus
 
 RNG = np.random.default_rng(1)
 
 
 def _x(shape, scale=1.0):
     return (scale * RNG.standard_normal(shape)).astype("float32")
-
-
-def _softplus(v):
-    return np.logaddexp(0.0, v)
 
 
 def reference(x, p, data_format="channels_last", keepdims=False):
@@ -144,23 +148,10 @@ def test_input_gradient_matches_finite_differences(p, data_format):
 @pytest.mark.parametrize("p", [1.5, 3.0, 6.0])
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_learned_p_gradients_match_finite_differences(p, keepdims):
-    x = RNG.standard_normal((2, 3, 4, 3))
-    x = np.where(np.abs(x) < 0.05, 0.3, x)
+    x = away_from_zero(RNG.standard_normal((2, 3, 4, 3)))
     layer = GlobalPNormPooling2D(p=p, trainable_p=True, keepdims=keepdims, dtype=GRAD_DTYPE)
-    layer.build(x.shape)
-    rho = to_numpy(layer.rho).astype("float64") + np.array([0.3, -0.2, 0.0])
-    layer.rho.assign(rho.astype(GRAD_DTYPE))
-    upstream = RNG.standard_normal(layer.compute_output_shape(x.shape))
-    grad_x, grad_rho = layer_grads(layer, x.astype(GRAD_DTYPE), upstream.astype(GRAD_DTYPE))
-
-    def loss(v, rho):
-        return np.sum(reference(v, 1 + _softplus(rho), keepdims=keepdims) * upstream)
-
-    np.testing.assert_allclose(
-        grad_x, numeric_grad(lambda v: loss(v, rho), x), rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-2
-    )
-    np.testing.assert_allclose(
-        grad_rho, numeric_grad(lambda r: loss(x, r), rho), rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-2
+    assert_learned_p_gradients(
+        layer, x, lambda v, p: reference(v, p, keepdims=keepdims), [0.3, -0.2, 0.0], RNG
     )
 
 
@@ -198,7 +189,7 @@ def test_learned_p_per_channel():
     assert tuple(layer.rho.shape) == (3,) and len(layer.trainable_weights) == 1
     np.testing.assert_allclose(layer.p_values(), np.full(3, 3.0), rtol=1e-6)
     layer.rho.assign(np.array([-2.0, 1.0, 5.0], "float32"))
-    p = 1 + _softplus(np.array([-2.0, 1.0, 5.0]))
+    p = 1 + softplus(np.array([-2.0, 1.0, 5.0]))
     np.testing.assert_allclose(layer.p_values(), p, rtol=1e-6)
     np.testing.assert_allclose(to_numpy(layer(x)), reference(x, p), rtol=1e-5)
     fixed = GlobalPNormPooling2D(p=4.0)
