@@ -6,15 +6,9 @@ import numpy as np
 import pytest
 
 from kerascnn.layers import PNormPooling2D
+from tests.helpers import gradients
 from tests.helpers.arrays import to_numpy
-from tests.helpers.gradients import (
-    GRAD_DTYPE,
-    GRAD_RTOL,
-    assert_learned_p_gradients,
-    away_from_zero,
-    layer_grads,
-    numeric_grad,
-)
+from tests.helpers.gradients import GRAD_DTYPE, GRAD_RTOL, layer_grads, numeric_grad
 from tests.helpers.pnorm_reference import pnorm_reference, softplus
 
 RNG = np.random.default_rng(3)
@@ -54,9 +48,9 @@ def test_input_gradient_matches_finite_differences(pool_size, strides, padding, 
 @pytest.mark.parametrize("p", [1.5, 3.0, 6.0])
 def test_learned_p_gradients_match_finite_differences(pool_size, strides, padding, hw, p):
     strides = strides or pool_size
-    x = away_from_zero(RNG.standard_normal((1, *hw, 2)))
+    x = gradients.away_from_zero(RNG.standard_normal((1, *hw, 2)))
     layer = PNormPooling2D(pool_size, strides, padding, p=p, trainable_p=True, dtype=GRAD_DTYPE)
-    assert_learned_p_gradients(
+    gradients.assert_learned_p_gradients(
         layer, x, lambda v, p: pnorm_reference(v, pool_size, strides, padding, p), [0.3, -0.2], RNG
     )
 
