@@ -253,16 +253,7 @@ def test_tiny_model_trains_and_learns_p():
 @pytest.mark.parametrize(
     "kwargs, name",
     [
-        (dict(p=0.5), "p"),
-        (dict(p=0), "p"),
-        (dict(p=-3), "p"),
-        (dict(p=float("nan")), "p"),
-        (dict(p="three"), "p"),
-        (dict(p=False), "p"),
-        (dict(p=None), "p"),
-        (dict(p=(3,)), "p"),
-        (dict(p=float("inf"), trainable_p=True), "p"),
-        (dict(trainable_p=1), "trainable_p"),
+        # p and trainable_p: tests/layers/test_pnorm_arguments.py
         (dict(keepdims="no"), "keepdims"),
         (dict(data_format="NCHW"), "data_format"),
     ],

@@ -239,19 +239,7 @@ def test_tiny_model_trains_and_learns_p():
 @pytest.mark.parametrize(
     "kwargs, name",
     [
-        (dict(p=0.5), "p"),
-        (dict(p=0), "p"),
-        (dict(p=-2.0), "p"),
-        (dict(p=float("-inf")), "p"),
-        (dict(p=float("nan")), "p"),
-        (dict(p="nan"), "p"),
-        (dict(p="abc"), "p"),
-        (dict(p=True), "p"),
-        (dict(p=None), "p"),
-        (dict(p=[2.0]), "p"),
-        (dict(p=float("inf"), trainable_p=True), "p"),
-        (dict(p="inf", trainable_p=True), "p"),
-        (dict(trainable_p="yes"), "trainable_p"),
+        # p and trainable_p: tests/layers/test_pnorm_arguments.py
         (dict(pool_size=0), "pool_size"),
         (dict(pool_size=-2), "pool_size"),
         (dict(pool_size=(2,)), "pool_size"),
