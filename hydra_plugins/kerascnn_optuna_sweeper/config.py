@@ -16,14 +16,22 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
 
 PROVIDER = "kerascnn_optuna_sweeper"
 
 
 @dataclass
-class TPESamplerConfig:
-    _target_: str = "optuna.samplers.TPESampler"
+class SamplerConfig:
+    """What every sampler's node holds: the sampler's class and its seed."""
+
+    _target_: str = MISSING
     seed: Optional[int] = None
+
+
+@dataclass
+class TPESamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.TPESampler"
     n_startup_trials: int = 10
     n_ei_candidates: int = 24
     multivariate: bool = False
@@ -32,30 +40,26 @@ class TPESamplerConfig:
 
 
 @dataclass
-class RandomSamplerConfig:
+class RandomSamplerConfig(SamplerConfig):
     _target_: str = "optuna.samplers.RandomSampler"
-    seed: Optional[int] = None
 
 
 @dataclass
-class CmaEsSamplerConfig:
+class CmaEsSamplerConfig(SamplerConfig):
     _target_: str = "optuna.samplers.CmaEsSampler"
-    seed: Optional[int] = None
     n_startup_trials: int = 1
 
 
 @dataclass
-class QMCSamplerConfig:
+class QMCSamplerConfig(SamplerConfig):
     _target_: str = "optuna.samplers.QMCSampler"
-    seed: Optional[int] = None
     qmc_type: str = "sobol"
     scramble: bool = True
 
 
 @dataclass
-class GPSamplerConfig:
+class GPSamplerConfig(SamplerConfig):
     _target_: str = "optuna.samplers.GPSampler"
-    seed: Optional[int] = None
     n_startup_trials: int = 10
 
 

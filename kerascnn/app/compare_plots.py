@@ -14,15 +14,9 @@ __all__ = ["plot_groups", "plot_runs"]
 
 
 def plot_runs(table: pd.DataFrame, title: str | None = None):
-    """Overlays the ``val_accuracy`` curves of the runs of a `compare_runs` table.
-
-    Args:
-        table: the result of `compare_runs`.
-        title: the figure title; by default names the experiment or parent run.
-
-    Returns:
-        A `matplotlib.figure.Figure`.
-    """
+    """A `matplotlib.figure.Figure` that overlays the ``val_accuracy`` curves of the runs of
+    `table` (the result of `compare_runs`); `title` defaults to one naming the experiment or
+    parent run."""
     from kerascnn.app.tracking.plots import metric_curves
 
     curves = {}
@@ -42,15 +36,9 @@ def plot_runs(table: pd.DataFrame, title: str | None = None):
 
 
 def plot_groups(grouped: pd.DataFrame, title: str | None = None):
-    """Each group's mean ``val_accuracy`` per epoch with error bars of one standard deviation.
-
-    Args:
-        grouped: the result of `group_runs`.
-        title: the figure title; by default names the keys and the runs.
-
-    Returns:
-        A `matplotlib.figure.Figure`.
-    """
+    """A `matplotlib.figure.Figure` of each group's mean ``val_accuracy`` per epoch with error
+    bars of one standard deviation, the groups those of `grouped` (the result of `group_runs`);
+    `title` defaults to one naming the keys and the runs."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 

@@ -224,39 +224,13 @@ def get_constraint(value, name):
     return _get(keras.constraints.get, value, name)
 
 
-def set_kernel_and_bias_args(
-    layer,
-    kernel_initializer,
-    bias_initializer,
-    kernel_regularizer,
-    bias_regularizer,
-    kernel_constraint,
-    bias_constraint,
-):
-    """Standardises the kernel and bias arguments of a convolution and sets them on `layer`.
-
-    `None` initializers mean `"glorot_uniform"` (kernel) and `"zeros"` (bias), as in Keras.
-    """
-    layer.kernel_initializer = get_initializer(
-        kernel_initializer, "kernel_initializer", "glorot_uniform"
-    )
-    layer.bias_initializer = get_initializer(bias_initializer, "bias_initializer", "zeros")
-    layer.kernel_regularizer = get_regularizer(kernel_regularizer, "kernel_regularizer")
-    layer.bias_regularizer = get_regularizer(bias_regularizer, "bias_regularizer")
-    layer.kernel_constraint = get_constraint(kernel_constraint, "kernel_constraint")
-    layer.bias_constraint = get_constraint(bias_constraint, "bias_constraint")
-
-
-def kernel_and_bias_config(layer):
-    """The `get_config` entries of the arguments set by `set_kernel_and_bias_args`."""
-    return {
-        "kernel_initializer": keras.initializers.serialize(layer.kernel_initializer),
-        "bias_initializer": keras.initializers.serialize(layer.bias_initializer),
-        "kernel_regularizer": keras.regularizers.serialize(layer.kernel_regularizer),
-        "bias_regularizer": keras.regularizers.serialize(layer.bias_regularizer),
-        "kernel_constraint": keras.constraints.serialize(layer.kernel_constraint),
-        "bias_constraint": keras.constraints.serialize(layer.bias_constraint),
-    }
+def passed_arguments(values, own=()):
+    """A constructor's arguments, from its `locals()` (taken first thing), with `**kwargs`
+    merged in and without those named in `own` (the ones the layer keeps for itself): what a
+    layer hands on to its bases unchanged."""
+    skip = {"self", "__class__", "kwargs", *own}
+    arguments = {name: value for name, value in values.items() if name not in skip}
+    return {**arguments, **values.get("kwargs", {})}
 
 
 _SPATIAL_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}

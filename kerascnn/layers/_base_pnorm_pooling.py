@@ -123,30 +123,8 @@ class _PNorm:
 class BasePNormPooling(_PNorm, _base_pooling.BasePooling):
     """P-norm pooling over windows of `rank` spatial axes."""
 
-    def __init__(
-        self,
-        rank,
-        pool_size,
-        strides,
-        padding,
-        p,
-        trainable_p,
-        reduction,
-        data_format,
-        p_lr_scale,
-        **kwargs,
-    ):
-        super().__init__(
-            rank=rank,
-            pool_size=pool_size,
-            strides=strides,
-            padding=padding,
-            data_format=data_format,
-            p=p,
-            trainable_p=trainable_p,
-            p_lr_scale=p_lr_scale,
-            **kwargs,
-        )
+    def __init__(self, *, reduction, **kwargs):
+        super().__init__(**kwargs)
         self.reduction = _args.standardize_choice(reduction, "reduction", ("mean", "sum"))
 
     def max_abs(self, a):
@@ -170,17 +148,6 @@ class BasePNormPooling(_PNorm, _base_pooling.BasePooling):
 
 class BaseGlobalPNormPooling(_PNorm, _base_pooling.BaseGlobalPooling):
     """P-norm pooling of the whole map of `rank` spatial axes (generalized-mean pooling)."""
-
-    def __init__(self, rank, p, trainable_p, keepdims, data_format, p_lr_scale, **kwargs):
-        super().__init__(
-            rank=rank,
-            keepdims=keepdims,
-            data_format=data_format,
-            p=p,
-            trainable_p=trainable_p,
-            p_lr_scale=p_lr_scale,
-            **kwargs,
-        )
 
     def max_abs(self, a):
         return self._squeeze(ops.max(a, axis=self._axes(), keepdims=True))

@@ -7,21 +7,14 @@ one rank, so that the six public classes carry the same words (and `help()` show
 
 import textwrap
 
+from kerascnn.layers import _docs
+
 _KIND = {1: "1D temporal", 2: "2D spatial", 3: "3D spatial"}
-_AXES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
-
-
-def _shape(rank, names, channels="channels", prefix=""):
-    """`(batch_size, ..., channels)` and `(batch_size, channels, ...)` for `names`."""
-    spatial = ", ".join(f"{prefix}{name}" for name in names)
-    return (
-        f"{rank + 2}D tensor `(batch_size, {spatial}, {channels})`",
-        f"{rank + 2}D tensor `(batch_size, {channels}, {spatial})`",
-    )
 
 
 def _window(rank):
-    names = ", ".join(f"pool_{name}" for name in _AXES[rank]).replace("pool_steps", "pool_length")
+    names = ", ".join(f"pool_{name}" for name in _docs.AXES[rank])
+    names = names.replace("pool_steps", "pool_length")
     ints = "1 int" if rank == 1 else f"{rank} ints"
     return ints, f"`({names}{',' if rank == 1 else ''})`"
 
@@ -68,21 +61,10 @@ Args:
         weight is `rho / p_lr_scale`). Defaults to 1. Ignored when p is fixed.
     reduction: `"mean"` (default) or `"sum"`, whether the sum of powers is divided by the
         number of cells in the window.
-    data_format: `"channels_last"` or `"channels_first"`; defaults to
-        `keras.config.image_data_format()`.
+    $data_format_arg
     **kwargs: base layer keyword arguments, such as `name` and `dtype`.
 
-Input shape:
-
-- If `data_format="channels_last"`: {in_last}.
-- If `data_format="channels_first"`: {in_first}.
-
-Output shape:
-
-- If `data_format="channels_last"`:
-    {out_last}.
-- If `data_format="channels_first"`:
-    {out_first}.
+$shapes
 
 Example:
 
@@ -124,22 +106,15 @@ Args:
     p_lr_scale: number > 0, the factor on the learning rate of a learned p (see
         `PNormPooling{rank}D`). Defaults to 1. Ignored when p is fixed.
     keepdims: bool, keep the spatial axes with size 1 (as `GlobalAveragePooling{rank}D`).
-    data_format: `"channels_last"` or `"channels_first"`; defaults to
-        `keras.config.image_data_format()`.
+    $data_format_arg
     **kwargs: base layer keyword arguments, such as `name` and `dtype`.
 
-Input shape:
-
-- If `data_format="channels_last"`: {in_last}.
-- If `data_format="channels_first"`: {in_first}.
+$input_shape
 
 Output shape:
 
 - If `keepdims=False`: 2D tensor `(batch_size, channels)`.
-- If `keepdims=True` and `data_format="channels_last"`:
-    {out_last}.
-- If `keepdims=True` and `data_format="channels_first"`:
-    {out_first}.
+$output_shape
 
 Example:
 
@@ -156,35 +131,29 @@ Reference:
 
 def pooling_doc(rank, example):
     """The docstring of `PNormPooling{rank}D`, with `example` (doctest lines)."""
-    names = _AXES[rank]
-    in_last, in_first = _shape(rank, names)
-    out_last, out_first = _shape(rank, names, prefix="pooled_")
     ints, window = _window(rank)
-    return _POOLING.format(
+    text = _POOLING.format(
         kind=_KIND[rank],
         rank=rank,
         ints=ints,
         window=window,
-        in_last=in_last,
-        in_first=in_first,
-        out_last=out_last,
-        out_first=out_first,
         example=textwrap.dedent(example).strip(),
     )
+    return _docs.fill(text, data_format_arg=_docs.DATA_FORMAT_ARG, shapes=_docs.shapes(rank))
 
 
 def global_pooling_doc(rank, example):
     """The docstring of `GlobalPNormPooling{rank}D`, with `example` (doctest lines)."""
-    names = _AXES[rank]
-    in_last, in_first = _shape(rank, names)
-    out_last, out_first = _shape(rank, ("1",) * rank)
-    return _GLOBAL.format(
+    text = _GLOBAL.format(
         kind=_KIND[rank],
         rank=rank,
-        map=" x ".join(names),
-        in_last=in_last,
-        in_first=in_first,
-        out_last=out_last,
-        out_first=out_first,
+        map=" x ".join(_docs.AXES[rank]),
         example=textwrap.dedent(example).strip(),
+    )
+    return _docs.fill(
+        text,
+        data_format_arg=_docs.DATA_FORMAT_ARG,
+        input_shape=_docs.input_shape(rank),
+        output_shape=_docs.output_shape(rank, prefix="", condition="`keepdims=True` and ",
+                                        names=("1",) * rank),
     )

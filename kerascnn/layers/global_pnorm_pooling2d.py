@@ -2,7 +2,7 @@
 
 import keras
 
-from kerascnn.layers import _base_pnorm_pooling, _pnorm_docs
+from kerascnn.layers import _args, _base_pnorm_pooling, _pnorm_docs
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
@@ -23,4 +23,4 @@ class GlobalPNormPooling2D(_base_pnorm_pooling.BaseGlobalPNormPooling):
     def __init__(
         self, p=3.0, trainable_p=False, keepdims=False, data_format=None, p_lr_scale=1.0, **kwargs
     ):
-        super().__init__(2, p, trainable_p, keepdims, data_format, p_lr_scale, **kwargs)
+        super().__init__(rank=2, **_args.passed_arguments(locals()))

@@ -2,16 +2,12 @@
 
 import keras
 
-from kerascnn.layers import _args
-
-
-def _copy(initializer):
-    """A new initializer with the same configuration (and seed, when one was given)."""
-    return initializer.__class__.from_config(initializer.get_config())
+from kerascnn.layers import _args, _docs, _kernel_bias
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
-class MLPConv2D(keras.layers.Layer):
+@_docs.document(shapes=_docs.shapes(2, "filters[-1]", "new_"))
+class MLPConv2D(_kernel_bias.KernelBias, keras.layers.Layer):
     """Network-in-Network's mlpconv block: a `k x k` convolution followed by 1x1 convolutions.
 
     An mlpconv layer slides a small multilayer perceptron over the input. It is a
@@ -50,21 +46,10 @@ class MLPConv2D(keras.layers.Layer):
         activity_regularizer: optional regularizer for the block's output.
         kernel_constraint: optional constraint for every kernel.
         bias_constraint: optional constraint for every bias.
-        data_format: `"channels_last"` or `"channels_first"`; defaults to
-            `keras.config.image_data_format()`.
+        $data_format_arg
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
 
-    Input shape:
-
-    - If `data_format="channels_last"`: 4D tensor `(batch_size, height, width, channels)`.
-    - If `data_format="channels_first"`: 4D tensor `(batch_size, channels, height, width)`.
-
-    Output shape:
-
-    - If `data_format="channels_last"`:
-        4D tensor `(batch_size, new_height, new_width, filters[-1])`.
-    - If `data_format="channels_first"`:
-        4D tensor `(batch_size, filters[-1], new_height, new_width)`.
+    $shapes
 
     Example:
 
@@ -96,27 +81,11 @@ class MLPConv2D(keras.layers.Layer):
         data_format=None,
         **kwargs,
     ):
-        super().__init__(
-            activity_regularizer=_args.get_regularizer(
-                activity_regularizer, "activity_regularizer"
-            ),
-            **kwargs,
-        )
+        super().__init__(**_kernel_bias.arguments(locals()), **kwargs)
         self.filters = _args.standardize_filters(filters)
         self.kernel_size = _args.standardize_tuple(kernel_size, "kernel_size")
         self.strides = _args.standardize_tuple(strides, "strides")
         self.padding = _args.standardize_padding(padding)
-        self.activation = _args.get_activation(activation)
-        self.use_bias = _args.standardize_bool(use_bias, "use_bias")
-        _args.set_kernel_and_bias_args(
-            self,
-            kernel_initializer,
-            bias_initializer,
-            kernel_regularizer,
-            bias_regularizer,
-            kernel_constraint,
-            bias_constraint,
-        )
         self.data_format = _args.standardize_data_format(data_format)
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
@@ -130,17 +99,7 @@ class MLPConv2D(keras.layers.Layer):
                     strides=self.strides if first else 1,
                     padding=self.padding if first else "valid",
                     data_format=self.data_format,
-                    activation=self.activation,
-                    use_bias=self.use_bias,
-                    # A copy per convolution: one unseeded initializer instance draws the same
-                    # values at every call, which would start equal-shaped kernels equal.
-                    kernel_initializer=_copy(self.kernel_initializer),
-                    bias_initializer=_copy(self.bias_initializer),
-                    kernel_regularizer=self.kernel_regularizer,
-                    bias_regularizer=self.bias_regularizer,
-                    kernel_constraint=self.kernel_constraint,
-                    bias_constraint=self.bias_constraint,
-                    dtype=self.dtype_policy,
+                    **self.conv_arguments(copies=True),
                     name="conv0" if first else f"cccp{index}",
                 )
             )
@@ -176,10 +135,6 @@ class MLPConv2D(keras.layers.Layer):
                 "kernel_size": self.kernel_size,
                 "strides": self.strides,
                 "padding": self.padding,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                **_args.kernel_and_bias_config(self),
-                "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
                 "data_format": self.data_format,
             }
         )

@@ -11,7 +11,7 @@ input. The cost grows with `hidden_units` (see benchmarks/bench_pooling.py).
 import keras
 from keras import ops
 
-from kerascnn.layers import _args, _base_pooling, _windows
+from kerascnn.layers import _args, _base_pooling, _docs, _kernel_bias, _windows
 
 
 def _per_channel(initializer, channels):
@@ -40,7 +40,8 @@ def _per_channel(initializer, channels):
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
-class MLPPooling2D(_base_pooling.BasePooling):
+@_docs.document(shapes=_docs.shapes(2))
+class MLPPooling2D(_kernel_bias.KernelBias, _base_pooling.BasePooling):
     """Network-in-network pooling: a small MLP maps every window of every channel to one value.
 
     Every pooling window `R` of every channel `c` is flattened to a vector `w` of its
@@ -89,8 +90,7 @@ class MLPPooling2D(_base_pooling.BasePooling):
         activity_regularizer: optional regularizer for the layer's output.
         kernel_constraint: optional constraint for every kernel.
         bias_constraint: optional constraint for every bias.
-        data_format: `"channels_last"` or `"channels_first"`; defaults to
-            `keras.config.image_data_format()`.
+        $data_format_arg
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
 
     The weights are `kernel_0, bias_0, ..., output_kernel, output_bias`, of shapes
@@ -98,17 +98,7 @@ class MLPPooling2D(_base_pooling.BasePooling):
     `(channels, n_out)` otherwise, with `n_in = pool_h * pool_w` for the first layer and
     `n_out = 1` for the output layer.
 
-    Input shape:
-
-    - If `data_format="channels_last"`: 4D tensor `(batch_size, height, width, channels)`.
-    - If `data_format="channels_first"`: 4D tensor `(batch_size, channels, height, width)`.
-
-    Output shape:
-
-    - If `data_format="channels_last"`:
-        4D tensor `(batch_size, pooled_height, pooled_width, channels)`.
-    - If `data_format="channels_first"`:
-        4D tensor `(batch_size, channels, pooled_height, pooled_width)`.
+    $shapes
 
     Example:
 
@@ -149,30 +139,9 @@ class MLPPooling2D(_base_pooling.BasePooling):
         data_format=None,
         **kwargs,
     ):
-        super().__init__(
-            2,
-            pool_size,
-            strides,
-            padding,
-            data_format,
-            activity_regularizer=_args.get_regularizer(
-                activity_regularizer, "activity_regularizer"
-            ),
-            **kwargs,
-        )
+        super().__init__(rank=2, **_args.passed_arguments(locals(), own=("hidden_units", "shared")))
         self.hidden_units = _args.standardize_hidden_units(hidden_units)
-        self.activation = _args.get_activation(activation)
         self.shared = _args.standardize_bool(shared, "shared")
-        self.use_bias = _args.standardize_bool(use_bias, "use_bias")
-        _args.set_kernel_and_bias_args(
-            self,
-            kernel_initializer,
-            bias_initializer,
-            kernel_regularizer,
-            bias_regularizer,
-            kernel_constraint,
-            bias_constraint,
-        )
         self.kernels = []
         self.biases = []
 
@@ -187,25 +156,11 @@ class MLPPooling2D(_base_pooling.BasePooling):
             if not self.shared and not output:
                 kernel_initializer = _per_channel(kernel_initializer, channels)
                 bias_initializer = _per_channel(bias_initializer, channels)
-            self.kernels.append(
-                self.add_weight(
-                    shape=(*lead, n_in, n_out),
-                    initializer=kernel_initializer,
-                    regularizer=self.kernel_regularizer,
-                    constraint=self.kernel_constraint,
-                    name="output_kernel" if output else f"kernel_{index}",
-                )
-            )
-            if self.use_bias:
-                self.biases.append(
-                    self.add_weight(
-                        shape=(*lead, n_out),
-                        initializer=bias_initializer,
-                        regularizer=self.bias_regularizer,
-                        constraint=self.bias_constraint,
-                        name="output_bias" if output else f"bias_{index}",
-                    )
-                )
+            name = "output_kernel" if output else f"kernel_{index}"
+            self.kernels.append(self.add_kernel((*lead, n_in, n_out), name, kernel_initializer))
+            bias = self.add_bias((*lead, n_out), name.replace("kernel", "bias"), bias_initializer)
+            if bias is not None:
+                self.biases.append(bias)
 
     def call(self, inputs):
         dtype = self.compute_dtype
@@ -248,11 +203,7 @@ class MLPPooling2D(_base_pooling.BasePooling):
         config.update(
             {
                 "hidden_units": list(self.hidden_units),
-                "activation": keras.activations.serialize(self.activation),
                 "shared": self.shared,
-                "use_bias": self.use_bias,
-                **_args.kernel_and_bias_config(self),
-                "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
             }
         )
         return config

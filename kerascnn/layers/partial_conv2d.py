@@ -4,11 +4,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerascnn.layers import _args
+from kerascnn.layers import _args, _docs, _kernel_bias
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
-class PartialConv2D(keras.layers.Layer):
+@_docs.document(shapes=_docs.shapes(2, "filters", "new_"))
+class PartialConv2D(_kernel_bias.KernelBias, keras.layers.Layer):
     """2D convolution in which each output map sees only some input maps (a connection table).
 
     Output map `j` is computed from the input maps listed in `connections[j]` only:
@@ -49,22 +50,11 @@ class PartialConv2D(keras.layers.Layer):
         bias_regularizer: optional regularizer for the bias.
         kernel_constraint: optional constraint for the (dense) kernel.
         bias_constraint: optional constraint for the bias.
-        data_format: `"channels_last"` or `"channels_first"`; defaults to
-            `keras.config.image_data_format()`.
+        $data_format_arg
         **kwargs: base layer keyword arguments, such as `name`, `dtype` and
             `activity_regularizer`.
 
-    Input shape:
-
-    - If `data_format="channels_last"`: 4D tensor `(batch_size, height, width, channels)`.
-    - If `data_format="channels_first"`: 4D tensor `(batch_size, channels, height, width)`.
-
-    Output shape:
-
-    - If `data_format="channels_last"`:
-        4D tensor `(batch_size, new_height, new_width, filters)`.
-    - If `data_format="channels_first"`:
-        4D tensor `(batch_size, filters, new_height, new_width)`.
+    $shapes
 
     Example:
 
@@ -100,23 +90,12 @@ class PartialConv2D(keras.layers.Layer):
         data_format=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(**_kernel_bias.arguments(locals()), **kwargs)
         self.filters = _args.standardize_positive_int(filters, "filters")
         self.kernel_size = _args.standardize_tuple(kernel_size, "kernel_size")
         self.connections = _args.standardize_connections(connections, self.filters)
         self.strides = _args.standardize_tuple(strides, "strides")
         self.padding = _args.standardize_padding(padding)
-        self.activation = _args.get_activation(activation)
-        self.use_bias = _args.standardize_bool(use_bias, "use_bias")
-        _args.set_kernel_and_bias_args(
-            self,
-            kernel_initializer,
-            bias_initializer,
-            kernel_regularizer,
-            bias_regularizer,
-            kernel_constraint,
-            bias_constraint,
-        )
         self.data_format = _args.standardize_data_format(data_format)
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
@@ -154,23 +133,13 @@ class PartialConv2D(keras.layers.Layer):
         self.compute_output_shape(input_shape)
         self.input_channels = channels
         self._gather, self._flat_to_dense = self._index_maps(channels)
-        self.kernel = self.add_weight(
-            shape=(len(self._flat_to_dense),),
+        self.kernel = self.add_kernel(
+            (len(self._flat_to_dense),),
             initializer=self._initialize_kernel,
             regularizer=self._regularize_kernel if self.kernel_regularizer is not None else None,
             constraint=self._constrain_kernel if self.kernel_constraint is not None else None,
-            name="kernel",
         )
-        if self.use_bias:
-            self.bias = self.add_weight(
-                shape=(self.filters,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-                name="bias",
-            )
-        else:
-            self.bias = None
+        self.bias = self.add_bias((self.filters,))
         axis = _args.channel_axis(self.data_format)
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={axis: channels})
 
@@ -242,9 +211,6 @@ class PartialConv2D(keras.layers.Layer):
                 "connections": self._connections_list(),
                 "strides": self.strides,
                 "padding": self.padding,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                **_args.kernel_and_bias_config(self),
                 "data_format": self.data_format,
             }
         )

@@ -2,7 +2,7 @@
 
 import keras
 
-from kerascnn.layers import _base_pnorm_pooling, _pnorm_docs
+from kerascnn.layers import _args, _base_pnorm_pooling, _pnorm_docs
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
@@ -22,27 +22,6 @@ class PNormPooling1D(_base_pnorm_pooling.BasePNormPooling):
 """,
     )
 
-    def __init__(
-        self,
-        pool_size=2,
-        strides=None,
-        padding="valid",
-        p=2.0,
-        trainable_p=False,
-        reduction="mean",
-        data_format=None,
-        p_lr_scale=1.0,
-        **kwargs,
-    ):
-        super().__init__(
-            1,
-            pool_size,
-            strides,
-            padding,
-            p,
-            trainable_p,
-            reduction,
-            data_format,
-            p_lr_scale,
-            **kwargs,
-        )
+    def __init__(self, pool_size=2, strides=None, padding="valid", p=2.0, trainable_p=False,
+                 reduction="mean", data_format=None, p_lr_scale=1.0, **kwargs):
+        super().__init__(rank=1, **_args.passed_arguments(locals()))

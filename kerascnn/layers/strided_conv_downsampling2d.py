@@ -2,11 +2,12 @@
 
 import keras
 
-from kerascnn.layers import _args, _base_pooling
+from kerascnn.layers import _args, _base_pooling, _docs, _kernel_bias
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
-class StridedConvDownsampling2D(_base_pooling.BasePooling):
+@_docs.document(shapes=_docs.shapes(2, "filters"))
+class StridedConvDownsampling2D(_kernel_bias.KernelBias, _base_pooling.BasePooling):
     """Learned downsampling: a strided convolution used in place of a pooling layer.
 
     The all-convolutional net replaces each pooling layer by a convolution whose kernel
@@ -47,21 +48,10 @@ class StridedConvDownsampling2D(_base_pooling.BasePooling):
         activity_regularizer: optional regularizer for the output.
         kernel_constraint: optional constraint for the kernel.
         bias_constraint: optional constraint for the bias.
-        data_format: `"channels_last"` or `"channels_first"`; defaults to
-            `keras.config.image_data_format()`.
+        $data_format_arg
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
 
-    Input shape:
-
-    - If `data_format="channels_last"`: 4D tensor `(batch_size, height, width, channels)`.
-    - If `data_format="channels_first"`: 4D tensor `(batch_size, channels, height, width)`.
-
-    Output shape:
-
-    - If `data_format="channels_last"`:
-        4D tensor `(batch_size, pooled_height, pooled_width, filters)`.
-    - If `data_format="channels_first"`:
-        4D tensor `(batch_size, filters, pooled_height, pooled_width)`.
+    $shapes
 
     where `filters` is the input's channel count when `filters=None`.
 
@@ -97,30 +87,9 @@ class StridedConvDownsampling2D(_base_pooling.BasePooling):
         data_format=None,
         **kwargs,
     ):
-        super().__init__(
-            2,
-            pool_size,
-            strides,
-            padding,
-            data_format,
-            activity_regularizer=_args.get_regularizer(
-                activity_regularizer, "activity_regularizer"
-            ),
-            **kwargs,
-        )
+        super().__init__(rank=2, **_args.passed_arguments(locals(), own=("filters", "depthwise")))
         self.filters = _args.standardize_positive_int(filters, "filters", allow_none=True)
         self.depthwise = _args.standardize_bool(depthwise, "depthwise")
-        self.activation = _args.get_activation(activation)
-        self.use_bias = _args.standardize_bool(use_bias, "use_bias")
-        _args.set_kernel_and_bias_args(
-            self,
-            kernel_initializer,
-            bias_initializer,
-            kernel_regularizer,
-            bias_regularizer,
-            kernel_constraint,
-            bias_constraint,
-        )
         self.conv = None
 
     def output_channels(self, channels):
@@ -138,30 +107,20 @@ class StridedConvDownsampling2D(_base_pooling.BasePooling):
             strides=self.strides,
             padding=self.padding,
             data_format=self.data_format,
-            activation=self.activation,
-            use_bias=self.use_bias,
-            bias_initializer=self.bias_initializer,
-            bias_regularizer=self.bias_regularizer,
-            bias_constraint=self.bias_constraint,
-            dtype=self.dtype_policy,
         )
         if self.depthwise:
             self.conv = keras.layers.DepthwiseConv2D(
                 depth_multiplier=1,
-                depthwise_initializer=self.kernel_initializer,
-                depthwise_regularizer=self.kernel_regularizer,
-                depthwise_constraint=self.kernel_constraint,
                 name="depthwise_conv",
                 **common,
+                **self.conv_arguments(kernel="depthwise"),
             )
         else:
             self.conv = keras.layers.Conv2D(
                 filters=self.output_channels(channels),
-                kernel_initializer=self.kernel_initializer,
-                kernel_regularizer=self.kernel_regularizer,
-                kernel_constraint=self.kernel_constraint,
                 name="conv",
                 **common,
+                **self.conv_arguments(),
             )
         self.conv.build(input_shape)
 
@@ -174,10 +133,6 @@ class StridedConvDownsampling2D(_base_pooling.BasePooling):
             {
                 "filters": self.filters,
                 "depthwise": self.depthwise,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                **_args.kernel_and_bias_config(self),
-                "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
             }
         )
         return config

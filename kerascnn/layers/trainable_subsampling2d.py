@@ -3,10 +3,11 @@
 import keras
 from keras import ops
 
-from kerascnn.layers import _args, _base_pooling, _windows
+from kerascnn.layers import _args, _base_pooling, _docs, _windows
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
+@_docs.document(shapes=_docs.shapes(2))
 class TrainableSubsampling2D(_base_pooling.BasePooling):
     """Trainable subsampling, the S-layers of LeNet-5.
 
@@ -32,21 +33,10 @@ class TrainableSubsampling2D(_base_pooling.BasePooling):
         coefficient_initializer: initializer for the per-channel coefficients
             (default `"ones"`: a plain window sum).
         bias_initializer: initializer for the per-channel biases (default `"zeros"`).
-        data_format: `"channels_last"` or `"channels_first"`; defaults to
-            `keras.config.image_data_format()`.
+        $data_format_arg
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
 
-    Input shape:
-
-    - If `data_format="channels_last"`: 4D tensor `(batch_size, height, width, channels)`.
-    - If `data_format="channels_first"`: 4D tensor `(batch_size, channels, height, width)`.
-
-    Output shape:
-
-    - If `data_format="channels_last"`:
-        4D tensor `(batch_size, pooled_height, pooled_width, channels)`.
-    - If `data_format="channels_first"`:
-        4D tensor `(batch_size, channels, pooled_height, pooled_width)`.
+    $shapes
 
     Example:
 

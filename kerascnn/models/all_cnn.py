@@ -333,15 +333,8 @@ def _make_builder(base, variant):
     )(builder)
 
 
-model_a = _make_builder("a", "model")
-model_b = _make_builder("b", "model")
-model_c = _make_builder("c", "model")
-strided_cnn_a = _make_builder("a", "strided")
-strided_cnn_b = _make_builder("b", "strided")
-strided_cnn_c = _make_builder("c", "strided")
-convpool_cnn_a = _make_builder("a", "convpool")
-convpool_cnn_b = _make_builder("b", "convpool")
-convpool_cnn_c = _make_builder("c", "convpool")
-all_cnn_a = _make_builder("a", "all")
-all_cnn_b = _make_builder("b", "all")
-all_cnn_c = _make_builder("c", "all")
+# The twelve builders: the Model A/B/C bases and their three variants.
+model_a, model_b, model_c = (_make_builder(base, "model") for base in "abc")
+strided_cnn_a, strided_cnn_b, strided_cnn_c = (_make_builder(base, "strided") for base in "abc")
+convpool_cnn_a, convpool_cnn_b, convpool_cnn_c = (_make_builder(b, "convpool") for b in "abc")
+all_cnn_a, all_cnn_b, all_cnn_c = (_make_builder(base, "all") for base in "abc")

@@ -91,135 +91,112 @@ def _build_nin(
     return keras.Model(inputs, apply_predictions(x))
 
 
-@register(
+def _table(blocks, size, num_classes=10):
+    """The layer table of a NIN docstring: `size` is the input's side, halved by each 3x3/2
+    downsampling ('same' padding)."""
+    rows = []
+    for index, (filters, kernel_size) in enumerate(blocks, start=1):
+        widths = "-".join(str(f) for f in filters[:-1]) + "-" + (
+            str(filters[-1]) if filters[-1] else "`num_classes`"
+        )
+        out = filters[-1] or num_classes
+        rows.append((f"mlpconv{index}", f"mlpconv {widths}, {kernel_size}x{kernel_size}, ReLU",
+                     f"{size}x{size}x{out}"))
+        if index < len(blocks):
+            size = (size + 1) // 2
+            rows.append((f"down{index}", "3x3 max pooling, stride 2", f"{size}x{size}x{out}"))
+            rows.append((f"drop{index}", "dropout 50%", f"{size}x{size}x{out}"))
+    rows += [("gap", "global averaging", num_classes), ("predictions", "softmax (float32)",
+                                                        num_classes)]
+    return "\n".join(f"| {'`' + name + '`':<11} | {layer:<46} | {out!s:<9} |"
+                     for name, layer, out in rows)
+
+
+_DOC = """Network in Network, the authors' {dataset} model (Lin et al. 2013).
+
+{intro}
+
+| name        | layer                                          | output    |
+|-------------|------------------------------------------------|-----------|
+{table}
+
+Parameters for {size}x{size}x{channels} inputs and 10 classes: {params}.
+
+Args:
+    input_shape: `(height, width, channels)`, channels last.
+    num_classes: number of classes (>= 2).
+    downsample: downsampling spec replacing both 3x3/2 max poolings (see
+        `make_downsampling`); `None` means max pooling.
+    dropout: dropout rate after each pooling stage (paper: 0.5).
+    kernel_initializer: initializer for every convolution kernel (default He normal)
+        except the class maps' one.
+    class_kernel_initializer: initializer of the last 1x1 convolution's kernel (the class
+        maps); zeros by default, `None` means `kernel_initializer`.
+    class_bias: that convolution's initial bias (default 3.0).
+
+Returns:
+    A `keras.Model` named `"{name}"` that outputs class probabilities.
+
+Example:
+
+>>> model = {name}(num_classes=10, downsample="{downsample}")
+>>> model.get_layer("mlpconv3").output.shape
+(None, {out}, {out}, 10)
+
+Reference:
+
+- [Lin, Chen and Yan, "Network In Network", ICLR 2014](https://arxiv.org/abs/1312.4400)
+"""
+
+
+def _nin_builder(name, dataset, blocks, input_shape, intro, params, downsample):
+    """Registers the builder of one of the authors' NIN models, `blocks` as `_build_nin`
+    takes them, with its documentation."""
+
+    def build(
+        input_shape=input_shape,
+        num_classes=10,
+        downsample=None,
+        dropout=0.5,
+        kernel_initializer="he_normal",
+        class_kernel_initializer="zeros",
+        class_bias=3.0,
+    ):
+        return _build_nin(
+            blocks, input_shape, num_classes, downsample, dropout, kernel_initializer,
+            class_kernel_initializer, class_bias,
+        )
+
+    size, _, channels = input_shape
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = _DOC.format(
+        dataset=dataset, intro=intro, table=_table(blocks, size), size=size, channels=channels,
+        params=params, name=name, downsample=downsample, out=(size + 3) // 4,
+    )
+    return register(
+        name,
+        input_shape=input_shape,
+        min_size=_MIN_SIZE,
+        description=f"Network in Network (Lin et al. 2013), the authors' {dataset} model.",
+        default_downsample="max",
+    )(build)
+
+
+nin = _nin_builder(
     "nin",
-    input_shape=(32, 32, 3),
-    min_size=_MIN_SIZE,
-    description="Network in Network (Lin et al. 2013), the authors' CIFAR-10 model.",
-    default_downsample="max",
+    "CIFAR-10",
+    (((192, 160, 96), 5), ((192, 192, 192), 5), ((192, 192, None), 3)),
+    (32, 32, 3),
+    "Layers (32x32x3 input; see the `kerascnn.models.nin` module docstring for the choices):",
+    "966,986\n(mlpconv1 60,928, mlpconv2 535,104, mlpconv3 370,954)",
+    "pnorm_learned",
 )
-def nin(
-    input_shape=(32, 32, 3),
-    num_classes=10,
-    downsample=None,
-    dropout=0.5,
-    kernel_initializer="he_normal",
-    class_kernel_initializer="zeros",
-    class_bias=3.0,
-):
-    """Network in Network, the authors' CIFAR-10 model (Lin et al. 2013).
-
-    Layers (32x32x3 input; see the `kerascnn.models.nin` module docstring for the choices):
-
-    | name        | layer                                          | output    |
-    |-------------|------------------------------------------------|-----------|
-    | `mlpconv1`  | mlpconv 192-160-96, 5x5, ReLU                  | 32x32x96  |
-    | `down1`     | 3x3 max pooling, stride 2                      | 16x16x96  |
-    | `drop1`     | dropout 50%                                    | 16x16x96  |
-    | `mlpconv2`  | mlpconv 192-192-192, 5x5, ReLU                 | 16x16x192 |
-    | `down2`     | 3x3 max pooling, stride 2                      | 8x8x192   |
-    | `drop2`     | dropout 50%                                    | 8x8x192   |
-    | `mlpconv3`  | mlpconv 192-192-`num_classes`, 3x3, ReLU       | 8x8x10    |
-    | `gap`       | global averaging                               | 10        |
-    | `predictions` | softmax (float32)                            | 10        |
-
-    Parameters for 32x32x3 inputs and 10 classes: 966,986
-    (mlpconv1 60,928, mlpconv2 535,104, mlpconv3 370,954).
-
-    Args:
-        input_shape: `(height, width, channels)`, channels last.
-        num_classes: number of classes (>= 2).
-        downsample: downsampling spec replacing both 3x3/2 max poolings (see
-            `make_downsampling`); `None` means max pooling.
-        dropout: dropout rate after each pooling stage (paper: 0.5).
-        kernel_initializer: initializer for every convolution kernel (default He normal)
-            except the class maps' one.
-        class_kernel_initializer: initializer of the last 1x1 convolution's kernel (the class
-            maps); zeros by default, `None` means `kernel_initializer`.
-        class_bias: that convolution's initial bias (default 3.0).
-
-    Returns:
-        A `keras.Model` named `"nin"` that outputs class probabilities.
-
-    Example:
-
-    >>> model = nin(num_classes=10, downsample="pnorm_learned")
-    >>> model.get_layer("mlpconv3").output.shape
-    (None, 8, 8, 10)
-
-    Reference:
-
-    - [Lin, Chen and Yan, "Network In Network", ICLR 2014](https://arxiv.org/abs/1312.4400)
-    """
-    blocks = (((192, 160, 96), 5), ((192, 192, 192), 5), ((192, 192, None), 3))
-    return _build_nin(
-        blocks, input_shape, num_classes, downsample, dropout, kernel_initializer,
-        class_kernel_initializer, class_bias,
-    )
-
-
-@register(
+nin_mnist = _nin_builder(
     "nin_mnist",
-    input_shape=(28, 28, 1),
-    min_size=_MIN_SIZE,
-    description="Network in Network (Lin et al. 2013), the authors' MNIST model.",
-    default_downsample="max",
+    "MNIST",
+    (((96, 64, 48), 5), ((128, 96, 48), 5), ((128, 96, None), 5)),
+    (28, 28, 1),
+    "Same structure as `nin` with narrower blocks (the authors' `mnist_def`):",
+    "349,674\n(mlpconv1 11,824, mlpconv2 170,768, mlpconv3 167,082)",
+    "mean",
 )
-def nin_mnist(
-    input_shape=(28, 28, 1),
-    num_classes=10,
-    downsample=None,
-    dropout=0.5,
-    kernel_initializer="he_normal",
-    class_kernel_initializer="zeros",
-    class_bias=3.0,
-):
-    """Network in Network, the authors' MNIST model (Lin et al. 2013).
-
-    Same structure as `nin` with narrower blocks (the authors' `mnist_def`):
-
-    | name        | layer                                          | output    |
-    |-------------|------------------------------------------------|-----------|
-    | `mlpconv1`  | mlpconv 96-64-48, 5x5, ReLU                    | 28x28x48  |
-    | `down1`     | 3x3 max pooling, stride 2                      | 14x14x48  |
-    | `drop1`     | dropout 50%                                    | 14x14x48  |
-    | `mlpconv2`  | mlpconv 128-96-48, 5x5, ReLU                   | 14x14x48  |
-    | `down2`     | 3x3 max pooling, stride 2                      | 7x7x48    |
-    | `drop2`     | dropout 50%                                    | 7x7x48    |
-    | `mlpconv3`  | mlpconv 128-96-`num_classes`, 5x5, ReLU        | 7x7x10    |
-    | `gap`       | global averaging                               | 10        |
-    | `predictions` | softmax (float32)                            | 10        |
-
-    Parameters for 28x28x1 inputs and 10 classes: 349,674
-    (mlpconv1 11,824, mlpconv2 170,768, mlpconv3 167,082).
-
-    Args:
-        input_shape: `(height, width, channels)`, channels last.
-        num_classes: number of classes (>= 2).
-        downsample: downsampling spec replacing both 3x3/2 max poolings (see
-            `make_downsampling`); `None` means max pooling.
-        dropout: dropout rate after each pooling stage (paper: 0.5).
-        kernel_initializer: initializer for every convolution kernel (default He normal)
-            except the class maps' one.
-        class_kernel_initializer: initializer of the last 1x1 convolution's kernel (the class
-            maps); zeros by default, `None` means `kernel_initializer`.
-        class_bias: that convolution's initial bias (default 3.0).
-
-    Returns:
-        A `keras.Model` named `"nin_mnist"` that outputs class probabilities.
-
-    Example:
-
-    >>> model = nin_mnist(num_classes=10, downsample="mean")
-    >>> model.get_layer("mlpconv3").output.shape
-    (None, 7, 7, 10)
-
-    Reference:
-
-    - [Lin, Chen and Yan, "Network In Network", ICLR 2014](https://arxiv.org/abs/1312.4400)
-    """
-    blocks = (((96, 64, 48), 5), ((128, 96, 48), 5), ((128, 96, None), 5))
-    return _build_nin(
-        blocks, input_shape, num_classes, downsample, dropout, kernel_initializer,
-        class_kernel_initializer, class_bias,
-    )

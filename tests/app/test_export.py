@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import warnings
 
 import keras
 import mlflow
@@ -69,32 +68,22 @@ def _model(make_layer, shape=SHAPES["2D"]):
     return model
 
 
-def _savedmodel(path, x):
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(path))  # held: its variables live as long as it does
-    return np.asarray(loaded.serve(x))
+ONNX_EXTRA = 'the onnx extra: pip install "kerascnn[onnx]"'
 
 
-def _tflite(path, x):
-    import tensorflow as tf
+def _runtime(fmt):
+    """Runs an exported file in its format's own runtime, as the export command checks it
+    (`export.run_export`); ONNX Runtime comes with the onnx extra."""
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        interpreter = tf.lite.Interpreter(model_path=str(path))
-    (given,) = interpreter.get_input_details()
-    interpreter.resize_tensor_input(given["index"], x.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(given["index"], x)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    def run(path, x):
+        if fmt == "onnx":
+            pytest.importorskip("onnxruntime", reason=ONNX_EXTRA)
+        return app_export.run_export(fmt, path, x)
+
+    return run
 
 
-def _onnx(path, x):
-    onnxruntime = pytest.importorskip("onnxruntime", reason='the onnx extra: '
-                                      'pip install "kerascnn[onnx]"')
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
+_savedmodel, _tflite, _onnx = _runtime("savedmodel"), _runtime("tflite"), _runtime("onnx")
 
 
 FORMATS = {"tf_saved_model": ("savedmodel", _savedmodel), "litert": ("m.tflite", _tflite),

@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 
-from kerascnn.data import DataError, load_arrays
-from tests.helpers.data_errors import assert_names_argument
+from kerascnn.data import load_arrays
+from tests.helpers.data_errors import expect_load_error
 from tests.helpers.dataset_files import (
     cifar10_batch,
     cifar100_batch,
@@ -99,14 +99,6 @@ def test_cifar100_builtin_names_without_meta(tmp_path):
 # ----------------------------------------------------------------------------- malformed input
 
 
-def _expect(match, name, path):
-    with pytest.raises(DataError, match=match) as info:
-        load_arrays(name, str(path))
-    message = str(info.value)
-    assert_names_argument(message, "path", str(path))
-    return message
-
-
 @pytest.fixture
 def cifar10_dir(tmp_path):
     x_train, y_train, x_test, y_test = small_cifar()
@@ -117,55 +109,46 @@ def cifar10_dir(tmp_path):
 
 def test_not_a_pickle(cifar10_dir):
     (cifar10_dir / "data_batch_2").write_bytes(b"\x00\x01garbage")
-    message = _expect("Could not unpickle", "cifar10", cifar10_dir)
+    message = expect_load_error("Could not unpickle", "cifar10", cifar10_dir)
     assert "data_batch_2" in message
 
 
 def test_truncated_pickle(cifar10_dir):
     good = (cifar10_dir / "test_batch").read_bytes()
     (cifar10_dir / "test_batch").write_bytes(good[: len(good) // 2])
-    _expect("Could not unpickle", "cifar10", cifar10_dir)
+    expect_load_error("Could not unpickle", "cifar10", cifar10_dir)
 
 
 def test_pickle_of_a_list(cifar10_dir):
     write_pickle(cifar10_dir / "data_batch_1", [1, 2, 3])
-    _expect("expected a dict", "cifar10", cifar10_dir)
+    expect_load_error("expected a dict", "cifar10", cifar10_dir)
 
 
 def test_missing_data_key(cifar10_dir):
     write_pickle(cifar10_dir / "data_batch_4", {b"labels": [1, 2]})
-    _expect("b'data'", "cifar10", cifar10_dir)
+    expect_load_error("b'data'", "cifar10", cifar10_dir)
 
 
-def test_wrong_row_size(cifar10_dir):
-    rows = np.zeros((2, 3071), np.uint8)
-    write_pickle(cifar10_dir / "data_batch_1", cifar10_batch(rows, [0, 1]))
-    _expect("3072", "cifar10", cifar10_dir)
-
-
-def test_wrong_dtype(cifar10_dir):
-    rows = np.zeros((2, 3072), np.float32)
-    write_pickle(cifar10_dir / "data_batch_1", cifar10_batch(rows, [0, 1]))
-    _expect("uint8", "cifar10", cifar10_dir)
-
-
-def test_label_count_mismatch(cifar10_dir):
-    rows = np.zeros((3, 3072), np.uint8)
-    write_pickle(cifar10_dir / "test_batch", cifar10_batch(rows, [0, 1]))
-    _expect("2 labels", "cifar10", cifar10_dir)
-
-
-def test_labels_out_of_range(cifar10_dir):
-    rows = np.zeros((2, 3072), np.uint8)
-    write_pickle(cifar10_dir / "data_batch_5", cifar10_batch(rows, [0, 10]))
-    _expect("0..9", "cifar10", cifar10_dir)
+@pytest.mark.parametrize(
+    "batch, rows, labels, match",
+    [
+        ("data_batch_1", np.zeros((2, 3071), np.uint8), [0, 1], "3072"),
+        ("data_batch_1", np.zeros((2, 3072), np.float32), [0, 1], "uint8"),
+        ("test_batch", np.zeros((3, 3072), np.uint8), [0, 1], "2 labels"),
+        ("data_batch_5", np.zeros((2, 3072), np.uint8), [0, 10], "0..9"),
+    ],
+    ids=["wrong_row_size", "wrong_dtype", "label_count_mismatch", "labels_out_of_range"],
+)
+def test_malformed_batch(cifar10_dir, batch, rows, labels, match):
+    write_pickle(cifar10_dir / batch, cifar10_batch(rows, labels))
+    expect_load_error(match, "cifar10", cifar10_dir)
 
 
 def test_cifar100_labels_out_of_range(tmp_path):
     x_train, y_train, x_test, y_test = small_cifar(num_classes=100)
     y_test[0] = 100
     write_cifar100_dir(tmp_path, x_train, y_train, x_test, y_test)
-    _expect("0..99", "cifar100", tmp_path)
+    expect_load_error("0..99", "cifar100", tmp_path)
 
 
 def test_cifar100_file_without_fine_labels(tmp_path):
@@ -174,7 +157,7 @@ def test_cifar100_file_without_fine_labels(tmp_path):
     batch = cifar100_batch(cifar_rows(x_test), y_test, y_test // 5)
     del batch[b"fine_labels"]
     write_pickle(tmp_path / "test", batch)
-    _expect("fine_labels", "cifar100", tmp_path)
+    expect_load_error("fine_labels", "cifar100", tmp_path)
 
 
 class _RunsCode:
@@ -184,27 +167,27 @@ class _RunsCode:
 
 def test_pickle_with_foreign_globals_is_refused(cifar10_dir):
     write_pickle(cifar10_dir / "data_batch_1", {b"data": _RunsCode(), b"labels": []})
-    message = _expect("Could not unpickle", "cifar10", cifar10_dir)
+    message = expect_load_error("Could not unpickle", "cifar10", cifar10_dir)
     assert "getcwd" in message
 
 
 def test_meta_with_wrong_number_of_names(cifar10_dir):
     write_pickle(cifar10_dir / "batches.meta", {b"label_names": [b"a", b"b"]})
-    _expect("2 class names", "cifar10", cifar10_dir)
+    expect_load_error("2 class names", "cifar10", cifar10_dir)
 
 
 def test_missing_batch_is_listed(cifar10_dir):
     (cifar10_dir / "data_batch_3").unlink()
-    message = _expect("lacks", "cifar10", cifar10_dir)
+    message = expect_load_error("lacks", "cifar10", cifar10_dir)
     assert "data_batch_3" in message and "data_batch_2" not in message
 
 
 def test_empty_folder_lists_expected_files(tmp_path):
-    message = _expect("no CIFAR", "cifar100", tmp_path)
+    message = expect_load_error("no CIFAR", "cifar100", tmp_path)
     assert "train" in message and "test" in message and CIFAR100_FOLDER in message
 
 
 def test_path_is_a_file(tmp_path):
     file = tmp_path / "cifar-10-python.tar.gz"
     file.write_bytes(b"")
-    _expect("not a folder", "cifar10", file)
+    expect_load_error("not a folder", "cifar10", file)

@@ -10,7 +10,7 @@ import pytest
 
 from kerascnn.data import DataError, load_arrays
 from kerascnn.data.idx import read_idx
-from tests.helpers.data_errors import assert_names_argument
+from tests.helpers.data_errors import assert_names_argument, expect_load_error
 from tests.helpers.dataset_files import (
     idx_bytes,
     idx_name,
@@ -115,14 +115,6 @@ def test_named_npz_wins_over_other_archives(tmp_path):
 # ----------------------------------------------------------------------------- malformed input
 
 
-def _expect(match, name, path):
-    with pytest.raises(DataError, match=match) as info:
-        load_arrays(name, str(path))
-    message = str(info.value)
-    assert_names_argument(message, "path", str(path))
-    return message
-
-
 def _write_good_dir(tmp_path, **kwargs):
     return write_mnist_dir(tmp_path, *small_mnist(), **kwargs)
 
@@ -131,7 +123,7 @@ def test_bad_magic_number(tmp_path):
     x_train, y_train, x_test, y_test = small_mnist()
     write_mnist_dir(tmp_path, x_train, y_train, x_test, y_test)
     write_bytes(tmp_path / idx_name("train", "images"), idx_bytes(x_train, magic=0x00000903))
-    message = _expect("magic number 0x00000903", "mnist", tmp_path)
+    message = expect_load_error("magic number 0x00000903", "mnist", tmp_path)
     assert "0x00000803" in message
 
 
@@ -139,7 +131,7 @@ def test_labels_file_holding_images(tmp_path):
     x_train, y_train, x_test, y_test = small_mnist()
     write_mnist_dir(tmp_path, x_train, y_train, x_test, y_test)
     write_bytes(tmp_path / idx_name("t10k", "labels"), idx_bytes(x_test))
-    _expect("0x00000801", "mnist", tmp_path)
+    expect_load_error("0x00000801", "mnist", tmp_path)
 
 
 def test_wrong_number_of_dimensions(tmp_path):
@@ -147,7 +139,7 @@ def test_wrong_number_of_dimensions(tmp_path):
     x_train, y_train, x_test, y_test = small_mnist()
     write_mnist_dir(tmp_path, x_train, y_train, x_test, y_test)
     write_bytes(tmp_path / idx_name("train", "images"), idx_bytes(x_train.reshape(12, -1)))
-    _expect("0x00000802", "mnist", tmp_path)
+    expect_load_error("0x00000802", "mnist", tmp_path)
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -156,35 +148,35 @@ def test_truncated_payload(tmp_path, gz):
     write_mnist_dir(tmp_path, x_train, y_train, x_test, y_test, gz=gz)
     name = idx_name("train", "images", gz=gz)
     write_bytes(tmp_path / name, idx_bytes(x_train)[:-100], gz=gz)
-    _expect("truncated", "mnist", tmp_path)
+    expect_load_error("truncated", "mnist", tmp_path)
 
 
 def test_trailing_bytes(tmp_path):
     x_train, y_train, x_test, y_test = small_mnist()
     write_mnist_dir(tmp_path, x_train, y_train, x_test, y_test)
     write_bytes(tmp_path / idx_name("t10k", "labels"), idx_bytes(y_test) + b"\x00")
-    _expect("trailing bytes", "mnist", tmp_path)
+    expect_load_error("trailing bytes", "mnist", tmp_path)
 
 
 def test_truncated_header(tmp_path):
     _write_good_dir(tmp_path)
     write_bytes(tmp_path / idx_name("train", "labels"), struct.pack(">I", 0x801) + b"\x00\x00")
-    _expect("truncated", "mnist", tmp_path)
+    expect_load_error("truncated", "mnist", tmp_path)
 
 
 def test_corrupt_gzip(tmp_path):
     _write_good_dir(tmp_path, gz=True)
     good = (tmp_path / idx_name("train", "images", gz=True)).read_bytes()
     (tmp_path / idx_name("train", "images", gz=True)).write_bytes(good[: len(good) // 2])
-    _expect("Could not read|truncated", "mnist", tmp_path)
+    expect_load_error("Could not read|truncated", "mnist", tmp_path)
     (tmp_path / idx_name("train", "images", gz=True)).write_bytes(b"not gzip at all")
-    _expect("Could not read", "mnist", tmp_path)
+    expect_load_error("Could not read", "mnist", tmp_path)
 
 
 def test_label_count_differs_from_image_count(tmp_path):
     x_train, y_train, x_test, y_test = small_mnist()
     write_mnist_dir(tmp_path, x_train, y_train[:-1], x_test, y_test)
-    message = _expect("11 labels", "mnist", tmp_path)
+    message = expect_load_error("11 labels", "mnist", tmp_path)
     assert "12 images" in message
 
 
@@ -193,26 +185,26 @@ def test_labels_out_of_range(tmp_path):
     y_test = y_test.copy()
     y_test[2] = 10
     write_mnist_dir(tmp_path, x_train, y_train, x_test, y_test)
-    _expect("0..9", "mnist", tmp_path)
+    expect_load_error("0..9", "mnist", tmp_path)
 
 
 def test_train_and_test_sizes_differ(tmp_path):
     x_train, y_train, _, y_test = small_mnist()
     x_test = np.zeros((len(y_test), 27, 27), np.uint8)
     write_mnist_dir(tmp_path, x_train, y_train, x_test, y_test)
-    _expect("same", "mnist", tmp_path)
+    expect_load_error("same", "mnist", tmp_path)
 
 
 def test_missing_one_file_is_listed(tmp_path):
     _write_good_dir(tmp_path)
     (tmp_path / idx_name("t10k", "images")).unlink()
-    message = _expect("missing", "mnist", tmp_path)
+    message = expect_load_error("missing", "mnist", tmp_path)
     assert "t10k-images-idx3-ubyte" in message
     assert "train-images-idx3-ubyte" not in message
 
 
 def test_empty_folder_lists_expected_files(tmp_path):
-    message = _expect("no mnist files", "mnist", tmp_path)
+    message = expect_load_error("no mnist files", "mnist", tmp_path)
     for name in (
         "train-images-idx3-ubyte",
         "train-labels-idx1-ubyte",
@@ -224,37 +216,37 @@ def test_empty_folder_lists_expected_files(tmp_path):
 
 
 def test_missing_folder(tmp_path):
-    _expect("does not exist", "mnist", tmp_path / "nowhere")
+    expect_load_error("does not exist", "mnist", tmp_path / "nowhere")
 
 
 def test_npz_missing_keys(tmp_path):
     x_train, y_train, x_test, _ = small_mnist()
     np.savez(tmp_path / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test)
-    message = _expect("y_test", "mnist", tmp_path)
+    message = expect_load_error("y_test", "mnist", tmp_path)
     assert "lacks" in message
 
 
 def test_npz_that_is_not_an_archive(tmp_path):
     (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04 this is not a zip file")
-    _expect("Could not read", "mnist", tmp_path)
+    expect_load_error("Could not read", "mnist", tmp_path)
 
 
 def test_npz_with_float_images(tmp_path):
     x_train, y_train, x_test, y_test = small_mnist()
     _write_npz(tmp_path / "mnist.npz", x_train / 255.0, y_train, x_test / 255.0, y_test)
-    _expect("uint8", "mnist", tmp_path)
+    expect_load_error("uint8", "mnist", tmp_path)
 
 
 def test_npz_with_wrong_image_dims(tmp_path):
     x_train, y_train, x_test, y_test = small_mnist()
     _write_npz(tmp_path / "mnist.npz", x_train.reshape(12, -1), y_train, x_test, y_test)
-    _expect("shape", "mnist", tmp_path)
+    expect_load_error("shape", "mnist", tmp_path)
 
 
 def test_several_unnamed_archives(tmp_path):
     for name in ("a.npz", "b.npz"):
         _write_npz(tmp_path / name, *small_mnist())
-    message = _expect("several", "mnist", tmp_path)
+    message = expect_load_error("several", "mnist", tmp_path)
     assert "a.npz" in message and "b.npz" in message
 
 
@@ -262,7 +254,7 @@ def test_path_is_a_non_npz_file(tmp_path):
     file = tmp_path / "train-images-idx3-ubyte.gz"
     with gzip.open(file, "wb") as f:
         f.write(idx_bytes(small_mnist()[0]))
-    _expect("is a file", "mnist", file)
+    expect_load_error("is a file", "mnist", file)
 
 
 # ------------------------------------------------- headers checked before anything is decompressed

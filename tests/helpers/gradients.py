@@ -56,3 +56,29 @@ def numeric_grad(f, x, eps=1e-6):
         step[index] = eps
         grad[index] = (f(x + step) - f(x - step)) / (2 * eps)
     return grad
+
+
+def away_from_zero(x):
+    """`x` with its entries near 0 moved to 0.3: finite differences stay off the kink of abs."""
+    return np.where(np.abs(x) < 0.05, 0.3, x)
+
+
+def assert_learned_p_gradients(layer, x, reference, offsets, rng):
+    """A learned-p layer's gradients with respect to its input and to `rho` match central
+    finite differences of `reference(x, p)` (NumPy, one p per channel, `p_lr_scale=1`).
+
+    `rho` starts `offsets` away from where the layer puts it, so that the channels differ;
+    the upstream gradient is drawn from `rng`.
+    """
+    layer.build(x.shape)
+    rho = keras.ops.convert_to_numpy(layer.rho).astype("float64") + np.asarray(offsets)
+    layer.rho.assign(rho.astype(GRAD_DTYPE))
+    upstream = rng.standard_normal(layer.compute_output_shape(x.shape))
+    grad_x, grad_rho = layer_grads(layer, x.astype(GRAD_DTYPE), upstream.astype(GRAD_DTYPE))
+
+    def loss(v, rho):
+        return np.sum(reference(v, 1 + np.logaddexp(0.0, rho)) * upstream)
+
+    tolerance = dict(rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-2)
+    np.testing.assert_allclose(grad_x, numeric_grad(lambda v: loss(v, rho), x), **tolerance)
+    np.testing.assert_allclose(grad_rho, numeric_grad(lambda r: loss(x, r), rho), **tolerance)

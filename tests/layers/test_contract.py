@@ -210,24 +210,25 @@ def test_every_public_layer_has_an_entry():
         assert all(example.cls is getattr(layers, name) for example in entry.examples), name
 
 
-@pytest.mark.parametrize("example", EXAMPLES)
-def test_config_round_trip(example):
-    contract.assert_config_round_trip(example)
+# The checks that every example passes as it is.
+EVERY_EXAMPLE = [
+    contract.assert_config_round_trip,
+    contract.assert_output_shape_and_dtype,
+    contract.assert_mixed_precision,
+    contract.assert_rejects_other_rank,
+    contract.assert_rejects_other_channel_count,
+]
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
-def test_output_shape_and_dtype(example):
-    contract.assert_output_shape_and_dtype(example)
+@pytest.mark.parametrize("check", EVERY_EXAMPLE, ids=lambda check: check.__name__[len("assert_"):])
+def test_every_example(check, example):
+    check(example)
 
 
 @pytest.mark.parametrize("example", _examples(lambda example: example.params is not None))
 def test_weights(example):
     contract.assert_weights(example)
-
-
-@pytest.mark.parametrize("example", EXAMPLES)
-def test_mixed_precision(example):
-    contract.assert_mixed_precision(example)
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -256,16 +257,6 @@ def test_saved_model_reloads_with_identical_predictions(tmp_path, example, build
 @pytest.mark.parametrize("example", _examples(lambda example: example.trains))
 def test_training_updates_every_weight_and_lowers_loss(example):
     contract.assert_trains_and_updates_every_weight(example)
-
-
-@pytest.mark.parametrize("example", EXAMPLES)
-def test_rejects_inputs_of_another_rank(example):
-    contract.assert_rejects_other_rank(example)
-
-
-@pytest.mark.parametrize("example", EXAMPLES)
-def test_rejects_another_channel_count_once_built(example):
-    contract.assert_rejects_other_channel_count(example)
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))

@@ -7,18 +7,16 @@ import numpy as np
 import pytest
 
 from kerascnn.layers import GlobalPNormPooling2D
+from tests.helpers import gradients
 from tests.helpers.arrays import to_numpy
 from tests.helpers.gradients import GRAD_DTYPE, GRAD_RTOL, layer_grads, numeric_grad
+from tests.helpers.pnorm_reference import softplus
 
 RNG = np.random.default_rng(1)
 
 
 def _x(shape, scale=1.0):
     return (scale * RNG.standard_normal(shape)).astype("float32")
-
-
-def _softplus(v):
-    return np.logaddexp(0.0, v)
 
 
 def reference(x, p, data_format="channels_last", keepdims=False):
@@ -102,17 +100,6 @@ def test_large_p_approaches_max():
     np.testing.assert_allclose(y, max_abs, rtol=36 ** (1 / 512) - 1 + 1e-6)
 
 
-@pytest.mark.parametrize("trainable_p", [False, True])
-@pytest.mark.parametrize(
-    "p, scale", [(64.0, 1e3), (64.0, 1e-3), (3.0, 1e20), (3.0, 1e-20), (2.0, 1e25)]
-)
-def test_no_overflow_or_underflow_in_float32(p, scale, trainable_p):
-    x = _x((2, 4, 5, 3), scale)
-    y = to_numpy(GlobalPNormPooling2D(p=p, trainable_p=trainable_p)(x))
-    assert y.dtype == np.float32
-    np.testing.assert_allclose(y, reference(x, p), rtol=1e-5)
-
-
 def test_maps_far_below_the_batch_max():
     # A sample 1e-6 below another keeps its exact value for large p.
     x = _x((2, 4, 4, 2))
@@ -144,23 +131,10 @@ def test_input_gradient_matches_finite_differences(p, data_format):
 @pytest.mark.parametrize("p", [1.5, 3.0, 6.0])
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_learned_p_gradients_match_finite_differences(p, keepdims):
-    x = RNG.standard_normal((2, 3, 4, 3))
-    x = np.where(np.abs(x) < 0.05, 0.3, x)
+    x = gradients.away_from_zero(RNG.standard_normal((2, 3, 4, 3)))
     layer = GlobalPNormPooling2D(p=p, trainable_p=True, keepdims=keepdims, dtype=GRAD_DTYPE)
-    layer.build(x.shape)
-    rho = to_numpy(layer.rho).astype("float64") + np.array([0.3, -0.2, 0.0])
-    layer.rho.assign(rho.astype(GRAD_DTYPE))
-    upstream = RNG.standard_normal(layer.compute_output_shape(x.shape))
-    grad_x, grad_rho = layer_grads(layer, x.astype(GRAD_DTYPE), upstream.astype(GRAD_DTYPE))
-
-    def loss(v, rho):
-        return np.sum(reference(v, 1 + _softplus(rho), keepdims=keepdims) * upstream)
-
-    np.testing.assert_allclose(
-        grad_x, numeric_grad(lambda v: loss(v, rho), x), rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-2
-    )
-    np.testing.assert_allclose(
-        grad_rho, numeric_grad(lambda r: loss(x, r), rho), rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-2
+    gradients.assert_learned_p_gradients(
+        layer, x, lambda v, p: reference(v, p, keepdims=keepdims), [0.3, -0.2, 0.0], RNG
     )
 
 
@@ -198,7 +172,7 @@ def test_learned_p_per_channel():
     assert tuple(layer.rho.shape) == (3,) and len(layer.trainable_weights) == 1
     np.testing.assert_allclose(layer.p_values(), np.full(3, 3.0), rtol=1e-6)
     layer.rho.assign(np.array([-2.0, 1.0, 5.0], "float32"))
-    p = 1 + _softplus(np.array([-2.0, 1.0, 5.0]))
+    p = 1 + softplus(np.array([-2.0, 1.0, 5.0]))
     np.testing.assert_allclose(layer.p_values(), p, rtol=1e-6)
     np.testing.assert_allclose(to_numpy(layer(x)), reference(x, p), rtol=1e-5)
     fixed = GlobalPNormPooling2D(p=4.0)
@@ -279,16 +253,7 @@ def test_tiny_model_trains_and_learns_p():
 @pytest.mark.parametrize(
     "kwargs, name",
     [
-        (dict(p=0.5), "p"),
-        (dict(p=0), "p"),
-        (dict(p=-3), "p"),
-        (dict(p=float("nan")), "p"),
-        (dict(p="three"), "p"),
-        (dict(p=False), "p"),
-        (dict(p=None), "p"),
-        (dict(p=(3,)), "p"),
-        (dict(p=float("inf"), trainable_p=True), "p"),
-        (dict(trainable_p=1), "trainable_p"),
+        # p and trainable_p: tests/layers/test_pnorm_arguments.py
         (dict(keepdims="no"), "keepdims"),
         (dict(data_format="NCHW"), "data_format"),
     ],

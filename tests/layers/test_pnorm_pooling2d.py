@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerascnn.layers import PNormPooling2D
+from kerascnn.layers import GlobalPNormPooling2D, PNormPooling2D
 from tests.helpers.arrays import to_numpy
 from tests.helpers.pnorm_reference import pnorm_reference
 
@@ -145,17 +145,24 @@ def test_large_p_approaches_max():
     np.testing.assert_allclose(previous, max_abs, rtol=4 ** (1 / 256) - 1 + 1e-6)
 
 
+@pytest.mark.parametrize("whole_map", [False, True])
 @pytest.mark.parametrize("trainable_p", [False, True])
 @pytest.mark.parametrize(
     "p, scale", [(64.0, 1e3), (64.0, 1e-3), (3.0, 1e20), (3.0, 1e-20), (2.0, 1e25)]
 )
-def test_no_overflow_or_underflow_in_float32(p, scale, trainable_p):
+def test_no_overflow_or_underflow_in_float32(p, scale, trainable_p, whole_map):
     # |y| ** p leaves float32's range (1e192, 1e-192, 1e60, ...); the float64 reference does not.
+    # `whole_map`: GlobalPNormPooling2D, whose one window is the map (kept as a 1 x 1 map).
     x = _x((2, 4, 6, 2), scale)
-    y = to_numpy(PNormPooling2D(2, p=p, trainable_p=trainable_p)(x))
+    window = (4, 6) if whole_map else (2, 2)
+    if whole_map:
+        layer = GlobalPNormPooling2D(p=p, trainable_p=trainable_p, keepdims=True)
+    else:
+        layer = PNormPooling2D(2, p=p, trainable_p=trainable_p)
+    y = to_numpy(layer(x))
     assert y.dtype == np.float32
-    np.testing.assert_allclose(y, pnorm_reference(x, (2, 2), (2, 2), "valid", p), rtol=1e-5)
-    if p == 64.0:  # also in overlapping windows and with "same" padding
+    np.testing.assert_allclose(y, pnorm_reference(x, window, window, "valid", p), rtol=1e-5)
+    if p == 64.0 and not whole_map:  # also in overlapping windows and with "same" padding
         y = to_numpy(PNormPooling2D(3, 2, "same", p=p, trainable_p=trainable_p)(x))
         np.testing.assert_allclose(y, pnorm_reference(x, (3, 3), (2, 2), "same", p), rtol=1e-5)
 
@@ -232,19 +239,7 @@ def test_tiny_model_trains_and_learns_p():
 @pytest.mark.parametrize(
     "kwargs, name",
     [
-        (dict(p=0.5), "p"),
-        (dict(p=0), "p"),
-        (dict(p=-2.0), "p"),
-        (dict(p=float("-inf")), "p"),
-        (dict(p=float("nan")), "p"),
-        (dict(p="nan"), "p"),
-        (dict(p="abc"), "p"),
-        (dict(p=True), "p"),
-        (dict(p=None), "p"),
-        (dict(p=[2.0]), "p"),
-        (dict(p=float("inf"), trainable_p=True), "p"),
-        (dict(p="inf", trainable_p=True), "p"),
-        (dict(trainable_p="yes"), "trainable_p"),
+        # p and trainable_p: tests/layers/test_pnorm_arguments.py
         (dict(pool_size=0), "pool_size"),
         (dict(pool_size=-2), "pool_size"),
         (dict(pool_size=(2,)), "pool_size"),

@@ -21,23 +21,18 @@ from kerascnn.layers import (
     PNormPooling2D,
     PNormPooling3D,
 )
-from tests.helpers.gradients import layer_grads, numeric_grad
+from tests.helpers.arrays import to_numpy
+from tests.helpers.gradients import (
+    GRAD_DTYPE,
+    assert_learned_p_gradients,
+    away_from_zero,
+    layer_grads,
+)
+from tests.helpers.pnorm_reference import softplus
 
 RNG = np.random.default_rng(0)
-BACKEND = keras.backend.backend()
-# As in the 2D tests: float64 on TensorFlow, float32 where Keras demotes 64-bit floats.
-GRAD_DTYPE = "float64" if BACKEND == "tensorflow" else "float32"
-GRAD_RTOL = 1e-6 if BACKEND == "tensorflow" else 2e-3
 LAYERS = {1: PNormPooling1D, 3: PNormPooling3D}
 GLOBAL_LAYERS = {1: GlobalPNormPooling1D, 3: GlobalPNormPooling3D}
-
-
-def _np(tensor):
-    return keras.ops.convert_to_numpy(tensor)
-
-
-def _softplus(v):
-    return np.logaddexp(0.0, v)
 
 
 def _to_first(x):
@@ -130,7 +125,7 @@ def _tuples(rank, pool_size, strides):
 def test_matches_numpy_reference(rank, pool_size, strides, padding, sizes, p):
     x = RNG.standard_normal((2, *sizes, 3)).astype("float32")
     layer = LAYERS[rank](pool_size, strides, padding, p=p)
-    y = _np(layer(x))
+    y = to_numpy(layer(x))
     window, step = _tuples(rank, pool_size, strides)
     expected = reference(x, window, step, padding, float(p))
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
@@ -143,9 +138,9 @@ def test_sum_reduction_and_channels_first(rank, pool_size, strides, padding, siz
     window, step = _tuples(rank, pool_size, strides)
     expected = reference(x, window, step, padding, 3.0, reduction="sum")
     layer = LAYERS[rank](pool_size, strides, padding, p=3, reduction="sum")
-    np.testing.assert_allclose(_np(layer(x)), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=1e-5, atol=1e-6)
     first = LAYERS[rank](pool_size, strides, padding, p=3, data_format="channels_first")
-    y = _np(first(_to_first(x)))
+    y = to_numpy(first(_to_first(x)))
     expected = reference(x, window, step, padding, 3.0)
     np.testing.assert_allclose(y, _to_first(expected), rtol=1e-5, atol=1e-6)
     assert y.shape == first.compute_output_shape(_to_first(x).shape)
@@ -159,9 +154,9 @@ def test_global_matches_numpy_reference(rank, p, data_format):
     expected = global_reference(x, float(p))
     layer = GLOBAL_LAYERS[rank](p=p, data_format=data_format)
     inputs = x if data_format == "channels_last" else _to_first(x)
-    np.testing.assert_allclose(_np(layer(inputs)), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(layer(inputs)), expected, rtol=1e-5, atol=1e-6)
     kept = GLOBAL_LAYERS[rank](p=p, keepdims=True, data_format=data_format)
-    y = _np(kept(inputs))
+    y = to_numpy(kept(inputs))
     assert y.shape == kept.compute_output_shape(inputs.shape)
     np.testing.assert_allclose(y.reshape(2, 3), expected, rtol=1e-5, atol=1e-6)
 
@@ -177,8 +172,8 @@ def test_agrees_with_the_2d_layer_on_a_map_of_one_row(rank):
         x = RNG.standard_normal((2, 1, 6, 6, 3)).astype("float32")
         flat, pool = x[:, 0], (2, 2)
         window = (1, 2, 2)
-    y = _np(LAYERS[rank](window, p=3, trainable_p=True)(x)).reshape(-1)
-    y2 = _np(PNormPooling2D(pool, p=3, trainable_p=True)(flat)).reshape(-1)
+    y = to_numpy(LAYERS[rank](window, p=3, trainable_p=True)(x)).reshape(-1)
+    y2 = to_numpy(PNormPooling2D(pool, p=3, trainable_p=True)(flat)).reshape(-1)
     np.testing.assert_allclose(y, y2, rtol=1e-6)
 
 
@@ -187,10 +182,10 @@ def test_agrees_with_the_2d_layer_on_a_map_of_one_row(rank):
 @pytest.mark.parametrize("p, trainable_p", [(3.0, False), (12.0, False), (3.0, True), (12.0, True)])
 def test_no_overflow_or_underflow_in_float32(rank, scale, p, trainable_p):
     x = (scale * RNG.standard_normal((2, *(4,) * rank, 2))).astype("float32")
-    y = _np(LAYERS[rank](2, p=p, trainable_p=trainable_p)(x))
+    y = to_numpy(LAYERS[rank](2, p=p, trainable_p=trainable_p)(x))
     expected = reference(x, (2,) * rank, (2,) * rank, "valid", p)
     np.testing.assert_allclose(y, expected, rtol=1e-5)
-    y = _np(GLOBAL_LAYERS[rank](p=p, trainable_p=trainable_p)(x))
+    y = to_numpy(GLOBAL_LAYERS[rank](p=p, trainable_p=trainable_p)(x))
     np.testing.assert_allclose(y, global_reference(x, p), rtol=1e-5)
 
 
@@ -202,42 +197,20 @@ def test_no_overflow_or_underflow_in_float32(rank, scale, p, trainable_p):
 @pytest.mark.parametrize("rank, pool_size, strides, padding, sizes", [FLAT_CASES[1], FLAT_CASES[5]])
 @pytest.mark.parametrize("p", [2.0, 6.0])
 def test_learned_p_gradients_match_finite_differences(rank, pool_size, strides, padding, sizes, p):
-    x = RNG.standard_normal((1, *sizes, 2))
-    x = np.where(np.abs(x) < 0.05, 0.3, x)  # away from the kink of abs at 0
+    x = away_from_zero(RNG.standard_normal((1, *sizes, 2)))
     layer = LAYERS[rank](pool_size, strides, padding, p=p, trainable_p=True, dtype=GRAD_DTYPE)
-    layer.build(x.shape)
-    rho = _np(layer.rho).astype("float64") + np.array([0.3, -0.2])
-    layer.rho.assign(rho.astype(GRAD_DTYPE))
-    upstream = RNG.standard_normal(layer.compute_output_shape(x.shape))
-    grad_x, grad_rho = layer_grads(layer, x.astype(GRAD_DTYPE), upstream.astype(GRAD_DTYPE))
     window, step = _tuples(rank, pool_size, strides)
-
-    def loss(v, rho):
-        return np.sum(reference(v, window, step, padding, 1 + _softplus(rho)) * upstream)
-
-    tolerance = dict(rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-2)
-    np.testing.assert_allclose(grad_x, numeric_grad(lambda v: loss(v, rho), x), **tolerance)
-    np.testing.assert_allclose(grad_rho, numeric_grad(lambda r: loss(x, r), rho), **tolerance)
+    assert_learned_p_gradients(
+        layer, x, lambda v, p: reference(v, window, step, padding, p), [0.3, -0.2], RNG
+    )
 
 
 @pytest.mark.parametrize("rank", [1, 3])
 @pytest.mark.parametrize("p", [3.0, 2.5])
 def test_global_gradients_match_finite_differences(rank, p):
-    x = RNG.standard_normal((2, *(3,) * rank, 2))
-    x = np.where(np.abs(x) < 0.05, 0.3, x)
+    x = away_from_zero(RNG.standard_normal((2, *(3,) * rank, 2)))
     layer = GLOBAL_LAYERS[rank](p=p, trainable_p=True, dtype=GRAD_DTYPE)
-    layer.build(x.shape)
-    rho = _np(layer.rho).astype("float64") + np.array([0.3, -0.2])
-    layer.rho.assign(rho.astype(GRAD_DTYPE))
-    upstream = RNG.standard_normal((2, 2))
-    grad_x, grad_rho = layer_grads(layer, x.astype(GRAD_DTYPE), upstream.astype(GRAD_DTYPE))
-
-    def loss(v, rho):
-        return np.sum(global_reference(v, 1 + _softplus(rho)) * upstream)
-
-    tolerance = dict(rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-2)
-    np.testing.assert_allclose(grad_x, numeric_grad(lambda v: loss(v, rho), x), **tolerance)
-    np.testing.assert_allclose(grad_rho, numeric_grad(lambda r: loss(x, r), rho), **tolerance)
+    assert_learned_p_gradients(layer, x, global_reference, [0.3, -0.2], RNG)
 
 
 @pytest.mark.parametrize("rank", [1, 3])
@@ -267,12 +240,12 @@ def test_learned_p_starts_at_p_per_channel_and_trains(rank):
     layer(x)
     assert [tuple(w.shape) for w in layer.trainable_weights] == [(5,)]
     np.testing.assert_allclose(layer.p_values(), 3.0, rtol=1e-6)
-    rho = _np(layer.rho) + np.linspace(-0.1, 0.1, 5, dtype="float32")
+    rho = to_numpy(layer.rho) + np.linspace(-0.1, 0.1, 5, dtype="float32")
     layer.rho.assign(rho)
-    p = 1 + _softplus(10 * rho.astype("float64"))
+    p = 1 + softplus(10 * rho.astype("float64"))
     np.testing.assert_allclose(layer.p_values(), p, rtol=1e-6)
     expected = reference(x, (2,) * rank, (2,) * rank, "valid", p)
-    np.testing.assert_allclose(_np(layer(x)), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=1e-5, atol=1e-6)
     model = keras.Sequential(
         [keras.Input(x.shape[1:]), layer, keras.layers.Flatten(), keras.layers.Dense(1)]
     )
@@ -306,7 +279,7 @@ def test_save_and_load_with_learned_p(cls, tmp_path):
     inputs = keras.Input(shape)
     outputs = keras.layers.Dense(2)(keras.layers.Flatten()(layer(inputs)))
     model = keras.Model(inputs, outputs)
-    layer.rho.assign(_np(layer.rho) + np.array([0.1, -0.1, 0.2], "float32"))
+    layer.rho.assign(to_numpy(layer.rho) + np.array([0.1, -0.1, 0.2], "float32"))
     config = layer.get_config()
     clone = cls.from_config(config)
     assert clone.get_config() == config
@@ -355,10 +328,10 @@ def test_mlp_conv2d_takes_an_int_filters_as_conv2d_does():
     x = RNG.standard_normal((2, 8, 8, 3)).astype("float32")
     layer = MLPConv2D(8, 3, padding="same", activation=None)
     reference_conv = keras.layers.Conv2D(8, 3, padding="same")
-    y = _np(layer(x))
+    y = to_numpy(layer(x))
     reference_conv.build(x.shape)
     reference_conv.set_weights(layer.get_weights())
-    np.testing.assert_allclose(y, _np(reference_conv(x)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, to_numpy(reference_conv(x)), rtol=1e-5, atol=1e-5)
     assert len(layer.convs) == 1 and layer.count_params() == reference_conv.count_params()
     assert layer.get_config()["filters"] == [8]
     assert MLPConv2D.from_config(layer.get_config()).filters == (8,)
