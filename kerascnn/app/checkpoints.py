@@ -21,11 +21,12 @@ the checkpoint leaves nothing of that epoch anywhere; it is trained again. So st
 appear once.
 
 What comes back: the weights and the optimizer's slots and iteration count (the weights file),
-with it the learning-rate schedule (a function of the iteration count), the history. The training pipeline's
-shuffling (seeded, reshuffled per iterator) is moved on by opening one iterator per epoch
-done; measured, a resumed epoch's loss is within about 1% of the uninterrupted run's but not
-equal, so the batch order after a resume is not exactly the uninterrupted one (Keras appears
-to iterate a copy of the dataset). Not restored: ``EarlyStopping``'s patience counter.
+with it the learning-rate schedule (a function of the iteration count), the history. The
+training pipeline's shuffling (seeded, reshuffled per iterator) is moved on by opening one
+iterator per epoch done; measured, a resumed epoch's loss is within about 1% of the
+uninterrupted run's but not equal, so the batch order after a resume is not exactly the
+uninterrupted one (Keras appears to iterate a copy of the dataset). Not restored:
+``EarlyStopping``'s patience counter.
 """
 
 from __future__ import annotations
@@ -164,7 +165,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.history: dict[str, list[float]] = {k: list(v) for k, v in
                                                  (saved.history if saved else {}).items()}
         self.diverged: Diverged | None = None
-        self.save_seconds: list[float] = []
         self._partial = False
         self._last = dict(saved.entry) if saved and saved.entry else None
         self._logged: set[int] = set()  # epochs in MLflow before this process started
@@ -245,9 +245,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
         A write that fails (a full disk) removes its partial files, keeps the previous
         checkpoint and gives back the reserve, so that the run can be ended and logged.
         """
-        import time
-
-        start = time.perf_counter()
         name = f"epoch-{epochs_done:05d}.weights.h5"
         partial = self.directory / f".partial-{os.getpid()}.weights.h5"
         tmp = self.directory / f".{STATE}.partial-{os.getpid()}"
@@ -274,7 +271,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
             if old.name not in keep:
                 old.unlink(missing_ok=True)
         self._last = entry
-        self.save_seconds.append(time.perf_counter() - start)
 
     def _give_up(self, exc: BaseException, epoch: int, *partials: Path) -> None:
         import errno

@@ -10,8 +10,8 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 from kerascnn import models
-from kerascnn.app.config import ConfigError, validate
 from kerascnn.app import schedules
+from kerascnn.app.config import ConfigError, validate
 from kerascnn.app.settings import check_settings
 from tests.helpers.app_config import CONF_DIR, compose_config
 
