@@ -27,7 +27,8 @@ from tests.helpers.browser import CHROMIUM, LAUNCH_ARGS, ensure_chromium
 from tests.helpers.runs import REPO, TINY, all_runs, run_cli
 from tests.helpers.servers import mlflow_server
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# One sweep for the module: its tests stay on one worker.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("ui_browser")]
 
 SCREENSHOTS = REPO / "runs" / "ui-screenshots"
 VIEWPORT = {"width": 1600, "height": 1000}
