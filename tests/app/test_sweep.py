@@ -22,18 +22,18 @@ def _check_finished_family(runs_dir, names, launcher=None):
     return parent, children
 
 
-def test_basic_launcher_and_compare(tmp_path, capsys, monkeypatch):
+@pytest.mark.xdist_group("tiny_sweep")  # the sweep the browser test reads too: one worker
+def test_basic_launcher_and_compare(tiny_sweep, tmp_path, capsys, monkeypatch):
     from kerascnn.app.compare import main
 
     monkeypatch.setenv("COLUMNS", "200")  # the printed table in one block, a row per line
 
-    result = run_cli(["-m", "downsample=max,pnorm", *TINY], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    parent, children = _check_finished_family(tmp_path, ["downsample=max", "downsample=pnorm"])
+    parent, children = _check_finished_family(tiny_sweep.runs_dir,
+                                              ["downsample=max", "downsample=pnorm"])
     assert parent.data.params["downsample"] == "max,pnorm"  # the sweep's overrides
     assert [c.data.params["downsample.name"] for c in children] == ["max", "pnorm"]
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = tiny_sweep.uri
     main(["--tracking-uri", uri, "--parent", parent.info.run_id,
           "--output", str(tmp_path / "cmp.png")])
     out = capsys.readouterr().out
