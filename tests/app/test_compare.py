@@ -197,16 +197,23 @@ def test_png_goes_beside_the_store(store, tmp_path, monkeypatch, capsys):
 def seeds_store(tmp_path_factory):
     """Three variants x three seeds under one parent, with known metrics."""
     root = tmp_path_factory.mktemp("seeds")
-    uri, client, experiment_id, parent = synthetic_sweep(root)
-    for kind, accuracies in SEEDS.items():
-        for seed, test in enumerate(accuracies):
-            val = [test - 0.2, test - 0.05 * seed]  # the spread grows with the seed
-            _log_run(client, experiment_id, f"downsample={kind},trainer.seed={seed}",
-                     {"downsample.name": kind, "trainer.seed": str(seed),
-                      "model.name": "lenet5"}, val, test,
-                     tags={"mlflow.parentRunId": parent})
-    client.set_terminated(parent)
+    uri, parent = _seed_sweep(root, SEEDS, {"model.name": "lenet5"},
+                              # the spread grows with the seed
+                              lambda test, seed: [test - 0.2, test - 0.05 * seed])
     return {"uri": uri, "root": root, "parent": parent}
+
+
+def _seed_sweep(root, seeds, params, curve, tags=lambda kind, seed: {}):
+    """A finished sweep over ``downsample.name`` x ``trainer.seed`` with the given test
+    accuracies (``seeds``: kind -> one per seed), ``curve(test, seed)`` as val_accuracy."""
+    uri, client, experiment_id, parent = synthetic_sweep(root)
+    for kind, accuracies in seeds.items():
+        for seed, test in enumerate(accuracies):
+            _log_run(client, experiment_id, f"downsample={kind},trainer.seed={seed}",
+                     {"downsample.name": kind, "trainer.seed": str(seed), **params},
+                     curve(test, seed), test, tags={PARENT: parent, **tags(kind, seed)})
+    client.set_terminated(parent)
+    return uri, parent
 
 
 SEEDS = {"max": [0.90, 0.92, 0.94], "mean": [0.80, 0.84, 0.82], "pnorm": [0.96, 0.95, 0.97]}
@@ -312,15 +319,9 @@ def test_missing_store_and_empty_parent(store, tmp_path):
 @pytest.fixture(scope="module")
 def stalled_store(tmp_path_factory):
     """Two kinds x three seeds; one max run sat at chance (tag kerascnn.health=stalled)."""
-    root = tmp_path_factory.mktemp("stalled")
-    uri, client, experiment_id, parent = synthetic_sweep(root)
-    for kind, accuracies in STALLED_SEEDS.items():
-        for seed, test in enumerate(accuracies):
-            health = "stalled" if (kind, seed) == ("max", 2) else "ok"
-            _log_run(client, experiment_id, f"downsample={kind},trainer.seed={seed}",
-                     {"downsample.name": kind, "trainer.seed": str(seed)}, [test], test,
-                     tags={PARENT: parent, HEALTH: health})
-    client.set_terminated(parent)
+    uri, parent = _seed_sweep(
+        tmp_path_factory.mktemp("stalled"), STALLED_SEEDS, {}, lambda test, seed: [test],
+        lambda kind, seed: {HEALTH: "stalled" if (kind, seed) == ("max", 2) else "ok"})
     return {"uri": uri, "parent": parent}
 
 
