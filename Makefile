@@ -37,9 +37,10 @@ run: $(RUN_STAMP)
 	$(PY) -m kerascnn.train $(ARGS)
 
 ## make test: the whole suite (TensorFlow backend), then the layer tests under JAX and PyTorch.
-## Two pytest workers (PYTEST_WORKERS=0: one process). In the whole suite the tests are balanced
-## one by one, except the modules that share a service or a trained run between their tests:
-## each is one xdist_group, kept on one worker (its services start once) and handed out first.
+## Two pytest workers (PYTEST_WORKERS=0: one process). In the whole suite a file's tests stay on
+## one worker (its services start once), handed out in the suite's order: the app's long files
+## first, the many short layer files last, where they fill whichever worker is free (xdist's
+## default order, by number of tests, would hand out the app's few-test long files last).
 ## On JAX and PyTorch only what computes runs again (the layer contract and the numerical
 ## references): the argument and config checks (marked backend_free) need one backend.
 ## Under JAX most of the time is XLA compiling tiny test graphs: LLVM's optimisation level 0
@@ -48,7 +49,7 @@ PYTEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS)
 OTHER_BACKENDS := --dist worksteal -m "not backend_free" tests/layers
 test: $(TEST_STAMP)
-	$(PYTEST) --dist loadgroup
+	$(PYTEST) --dist loadfile --no-loadscope-reorder
 	KERAS_BACKEND=jax XLA_FLAGS="$(XLA_FLAGS) --xla_backend_optimization_level=0" \
 	    $(PYTEST) $(OTHER_BACKENDS)
 	KERAS_BACKEND=torch $(PYTEST) $(OTHER_BACKENDS)
@@ -56,7 +57,7 @@ test: $(TEST_STAMP)
 ## make coverage: the TensorFlow phase measured by coverage.py, with the app's own processes
 ## (pyproject.toml's [tool.coverage]); separate from make test, which measuring would slow.
 coverage: $(TEST_STAMP)
-	$(PYTEST) --dist loadgroup --cov=kerascnn --cov-report=term
+	$(PYTEST) --dist loadfile --no-loadscope-reorder --cov=kerascnn --cov-report=term
 
 test-fast: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"

@@ -30,9 +30,9 @@ def store(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_sweep(tmp_path_factory) -> SimpleNamespace:
     """``python -m kerascnn.train -m downsample=max,pnorm`` (tiny, Hydra's basic launcher) into
-    a private store: made once per worker for the tests that read it, which share the
-    ``xdist_group`` ``tiny_sweep`` so that it is made once in all. They read it, and may add
-    artifacts to its parent; the printed links are checked here."""
+    a private store, made once per test process for the tests that read it (the basic launcher
+    and compare, the browser). They read it, and may add artifacts to its parent; the printed
+    links are checked here."""
     runs_dir = tmp_path_factory.mktemp("tiny_sweep")
     done = run_cli(["-m", "downsample=max,pnorm", *TINY], runs_dir, timeout=300)
     assert done.returncode == 0, failure(done)

@@ -12,8 +12,6 @@ from kerascnn.app import compare
 from kerascnn.app.tracking.tags import HEALTH, OPTUNA_STATE, PARENT
 from tests.helpers.runs import synthetic_sweep
 
-pytestmark = pytest.mark.xdist_group("compare")  # its stores are made once, on one worker
-
 CHILDREN = {
     # name: (downsample.name, val_accuracy per epoch, test_accuracy)
     "downsample=max": ("max", [0.55, 0.80, 0.93], 0.90),

@@ -139,7 +139,6 @@ def logged(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("export_logged")  # the tests of one logged model: one worker
 @pytest.mark.parametrize(("fmt", "filename", "run"), [
     ("savedmodel", "served", _savedmodel), ("tflite", "lenet.tflite", _tflite),
     ("onnx", "lenet.onnx", _onnx)])
@@ -193,7 +192,6 @@ def test_refusals_are_one_line_and_leave_nothing(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("export_logged")
 def test_an_unknown_run_is_one_line(logged, capsys):
     root, uri, *_ = logged
     line = _refusal(["runs:/0123456789abcdef/model", "--format", "savedmodel", "--output",

@@ -161,7 +161,6 @@ def _epochs(uri: str, run) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("optuna_postgres")
 def test_pruned_trials_stop_early_and_complete_ones_run_every_epoch(stopped):
     uri = sqlite_uri(stopped.runs_dir)
     by_trial = _by_trial(stopped.children)
@@ -188,7 +187,6 @@ def test_pruned_trials_stop_early_and_complete_ones_run_every_epoch(stopped):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("optuna_postgres")
 def test_a_stopped_search_continues_to_n_trials_and_trains_nothing_twice(stopped):
     assert stopped.first.returncode != 0, stopped.first_out[-3000:]
     trials = stopped.trials
@@ -220,7 +218,6 @@ def test_a_stopped_search_continues_to_n_trials_and_trains_nothing_twice(stopped
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("optuna_postgres")
 def test_a_failing_trial_is_one_failed_trial_and_the_search_goes_on(stopped):
     failed = [t for t in stopped.trials if t.state.name == "FAIL"
               and not t.user_attrs.get("interrupted")]
@@ -235,7 +232,6 @@ def test_a_failing_trial_is_one_failed_trial_and_the_search_goes_on(stopped):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("optuna_postgres")
 def test_one_parent_for_both_runs_with_the_study_summary(stopped):
     parent, children = stopped.parent, stopped.children
     assert parent.info.status == "FINISHED"
@@ -259,7 +255,6 @@ def test_one_parent_for_both_runs_with_the_study_summary(stopped):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("optuna_joblib")
 def test_two_trials_at_once_on_one_sqlite_study(parallel):
     assert (parallel.runs_dir / "optuna.db").exists()  # the default storage, beside MLflow's
     assert [t.state.name for t in parallel.trials] == ["COMPLETE", "COMPLETE"]
@@ -289,7 +284,6 @@ def test_two_trials_at_once_on_one_sqlite_study(parallel):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("optuna_joblib")
 def test_make_dashboard_serves_the_default_study(parallel, tmp_path):
     port = free_port()
     proc = subprocess.Popen(["make", "-o", ".venv/.installed-run", "dashboard",

@@ -21,9 +21,6 @@ import pytest
 
 from tests.helpers.runs import REPO, TINY
 
-# One wheel (built in the checkout) and one environment: the module stays on one worker.
-pytestmark = pytest.mark.xdist_group("package")
-
 # The shared tiny run, without the system-metrics sampler.
 TINY_RUN = [*TINY, "tracking.system_metrics=false"]
 

@@ -20,8 +20,6 @@ from kerascnn.app.study_summary import COLUMNS, collect_study, summarize
 from kerascnn.app.tracking.tags import HEALTH, PARENT
 from tests.helpers.runs import synthetic_sweep
 
-pytestmark = pytest.mark.xdist_group("report")  # its store is made once, on one worker
-
 SEEDS = 4
 START = 1_700_000_000_000  # ms
 # (model, downsample.name, downsample.p or None): the mean accuracy the seeds scatter around

@@ -27,8 +27,7 @@ from tests.helpers.logged_model import log_lenet
 from tests.helpers.servers import mlflow_command
 from tests.helpers.system import HOST, answers, free_port, stop_group, tail, wait_for
 
-# Every test starts MLflow (and TensorFlow) in a new process; one worker logs the model once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serve")]
+pytestmark = pytest.mark.slow  # every test starts MLflow (and TensorFlow) in a new process
 
 REGISTERED = "digits-lenet"
 # What a process that has not imported kerascnn holds: asserted inside each script.

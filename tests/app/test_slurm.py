@@ -25,8 +25,7 @@ from tests.helpers.runs import (
 )
 from tests.helpers.slurm import slurm_cluster
 
-# One cluster for the module: its tests stay on one worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
+pytestmark = pytest.mark.slow
 
 SEEDS = [0, 1, 2]
 

@@ -22,7 +22,6 @@ def _check_finished_family(runs_dir, names, launcher=None):
     return parent, children
 
 
-@pytest.mark.xdist_group("tiny_sweep")  # the sweep the browser test reads too: one worker
 def test_basic_launcher_and_compare(tiny_sweep, tmp_path, capsys, monkeypatch):
     from kerascnn.app.compare import main
 

@@ -31,8 +31,7 @@ from tests.helpers.runs import (
 )
 from tests.helpers.servers import mlflow_server
 
-# One database and one server for the module: its tests stay on one worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("team_server")]
+pytestmark = pytest.mark.slow
 
 SEEDS = list(range(8))
 EPOCHS = 2

@@ -27,8 +27,7 @@ from tests.helpers.browser import CHROMIUM, LAUNCH_ARGS, ensure_chromium
 from tests.helpers.runs import REPO
 from tests.helpers.servers import mlflow_server
 
-# The shared sweep is made once, on the worker of its group.
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("tiny_sweep")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SCREENSHOTS = REPO / "runs" / "ui-screenshots"
 VIEWPORT = {"width": 1600, "height": 1000}
