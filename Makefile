@@ -13,7 +13,7 @@ DASHBOARD_PORT ?= 8080
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: run test test-fast lint ui dashboard bench clean
+.PHONY: run test coverage test-fast lint ui dashboard bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,9 @@ run: $(RUN_STAMP)
 
 ## make test: the whole suite (TensorFlow backend), then the layer tests under JAX and PyTorch.
 ## Two pytest workers (PYTEST_WORKERS=0: one process). In the whole suite a file's tests stay on
-## one worker (its services start once); the layer tests, which share nothing, are balanced.
+## one worker (its services start once), handed out in the suite's order: the app's long files
+## first, the many short layer files last, where they fill whichever worker is free (xdist's
+## default order, by number of tests, would hand out the app's few-test long files last).
 ## On JAX and PyTorch only what computes runs again (the layer contract and the numerical
 ## references): the argument and config checks (marked backend_free) need one backend.
 ## Under JAX most of the time is XLA compiling tiny test graphs: LLVM's optimisation level 0
@@ -47,10 +49,15 @@ PYTEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS)
 OTHER_BACKENDS := --dist worksteal -m "not backend_free" tests/layers
 test: $(TEST_STAMP)
-	$(PYTEST) --dist loadfile
+	$(PYTEST) --dist loadfile --no-loadscope-reorder
 	KERAS_BACKEND=jax XLA_FLAGS="$(XLA_FLAGS) --xla_backend_optimization_level=0" \
 	    $(PYTEST) $(OTHER_BACKENDS)
 	KERAS_BACKEND=torch $(PYTEST) $(OTHER_BACKENDS)
+
+## make coverage: the TensorFlow phase measured by coverage.py, with the app's own processes
+## (pyproject.toml's [tool.coverage]); separate from make test, which measuring would slow.
+coverage: $(TEST_STAMP)
+	$(PYTEST) --dist loadfile --no-loadscope-reorder --cov=kerascnn --cov-report=term
 
 test-fast: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"
@@ -78,4 +85,4 @@ bench: $(TEST_STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .coverage .coverage.*

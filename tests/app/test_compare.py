@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from kerascnn.app import compare
 from kerascnn.app.tracking.tags import HEALTH, OPTUNA_STATE, PARENT
+from tests.helpers.runs import synthetic_sweep
 
 CHILDREN = {
     # name: (downsample.name, val_accuracy per epoch, test_accuracy)
@@ -37,10 +38,7 @@ def _log_run(client, experiment_id, name, params, val_accuracy, test_accuracy, t
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("store")
-    uri = f"sqlite:///{root}/mlflow.db"
-    client = MlflowClient(tracking_uri=uri)
-    experiment_id = client.create_experiment("kerascnn", artifact_location=(root / "art").as_uri())
-    parent = client.create_run(experiment_id, run_name="sweep").info.run_id
+    uri, client, experiment_id, parent = synthetic_sweep(root)
     client.log_param(parent, "hydra.sweep", "downsample=max,mean,pnorm")
     children = {}
     for name, (kind, val, test) in CHILDREN.items():
@@ -197,19 +195,23 @@ def test_png_goes_beside_the_store(store, tmp_path, monkeypatch, capsys):
 def seeds_store(tmp_path_factory):
     """Three variants x three seeds under one parent, with known metrics."""
     root = tmp_path_factory.mktemp("seeds")
-    uri = f"sqlite:///{root}/mlflow.db"
-    client = MlflowClient(tracking_uri=uri)
-    experiment_id = client.create_experiment("kerascnn", artifact_location=(root / "a").as_uri())
-    parent = client.create_run(experiment_id, run_name="sweep").info.run_id
-    for kind, accuracies in SEEDS.items():
-        for seed, test in enumerate(accuracies):
-            val = [test - 0.2, test - 0.05 * seed]  # the spread grows with the seed
-            _log_run(client, experiment_id, f"downsample={kind},trainer.seed={seed}",
-                     {"downsample.name": kind, "trainer.seed": str(seed),
-                      "model.name": "lenet5"}, val, test,
-                     tags={"mlflow.parentRunId": parent})
-    client.set_terminated(parent)
+    uri, parent = _seed_sweep(root, SEEDS, {"model.name": "lenet5"},
+                              # the spread grows with the seed
+                              lambda test, seed: [test - 0.2, test - 0.05 * seed])
     return {"uri": uri, "root": root, "parent": parent}
+
+
+def _seed_sweep(root, seeds, params, curve, tags=lambda kind, seed: {}):
+    """A finished sweep over ``downsample.name`` x ``trainer.seed`` with the given test
+    accuracies (``seeds``: kind -> one per seed), ``curve(test, seed)`` as val_accuracy."""
+    uri, client, experiment_id, parent = synthetic_sweep(root)
+    for kind, accuracies in seeds.items():
+        for seed, test in enumerate(accuracies):
+            _log_run(client, experiment_id, f"downsample={kind},trainer.seed={seed}",
+                     {"downsample.name": kind, "trainer.seed": str(seed), **params},
+                     curve(test, seed), test, tags={PARENT: parent, **tags(kind, seed)})
+    client.set_terminated(parent)
+    return uri, parent
 
 
 SEEDS = {"max": [0.90, 0.92, 0.94], "mean": [0.80, 0.84, 0.82], "pnorm": [0.96, 0.95, 0.97]}
@@ -315,18 +317,9 @@ def test_missing_store_and_empty_parent(store, tmp_path):
 @pytest.fixture(scope="module")
 def stalled_store(tmp_path_factory):
     """Two kinds x three seeds; one max run sat at chance (tag kerascnn.health=stalled)."""
-    root = tmp_path_factory.mktemp("stalled")
-    uri = f"sqlite:///{root}/mlflow.db"
-    client = MlflowClient(tracking_uri=uri)
-    experiment_id = client.create_experiment("kerascnn", artifact_location=(root / "a").as_uri())
-    parent = client.create_run(experiment_id, run_name="sweep").info.run_id
-    for kind, accuracies in STALLED_SEEDS.items():
-        for seed, test in enumerate(accuracies):
-            health = "stalled" if (kind, seed) == ("max", 2) else "ok"
-            _log_run(client, experiment_id, f"downsample={kind},trainer.seed={seed}",
-                     {"downsample.name": kind, "trainer.seed": str(seed)}, [test], test,
-                     tags={PARENT: parent, HEALTH: health})
-    client.set_terminated(parent)
+    uri, parent = _seed_sweep(
+        tmp_path_factory.mktemp("stalled"), STALLED_SEEDS, {}, lambda test, seed: [test],
+        lambda kind, seed: {HEALTH: "stalled" if (kind, seed) == ("max", 2) else "ok"})
     return {"uri": uri, "parent": parent}
 
 
@@ -369,11 +362,7 @@ def test_pruned_trials_are_shown_and_left_out_of_the_ranking(tmp_path, capsys, m
     """A search's pruned trial is a valid short run: ranked only with --include-pruned, and the
     state of every trial is a column."""
     monkeypatch.setenv("COLUMNS", "120")
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    client = MlflowClient(tracking_uri=uri)
-    experiment_id = client.create_experiment("kerascnn",
-                                             artifact_location=(tmp_path / "a").as_uri())
-    parent = client.create_run(experiment_id, run_name="search").info.run_id
+    uri, client, experiment_id, parent = synthetic_sweep(tmp_path, "search")
     trials = {"t0": ("COMPLETE", [0.5, 0.8, 0.9], 0.88), "t1": ("PRUNED", [0.3], 0.99),
               "t2": ("COMPLETE", [0.6, 0.7, 0.75], 0.74)}
     for number, (name, (state, curve, test)) in enumerate(trials.items()):

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import mlflow
 import pytest
@@ -17,9 +15,10 @@ import pytest
 from kerascnn.app.checkpoints import checkpoint_dir, read_checkpoint
 from kerascnn.app.tracking.tags import END_REASON, RESUMED_FROM_EPOCH
 from kerascnn.app.train import train
-from tests.app.test_run_ownership import _killed_run
 from tests.helpers.app_config import compose_config
-from tests.helpers.runs import REPO, TINY, all_runs, main_in_process
+from tests.helpers.disk import fill, small_tmpfs
+from tests.helpers.runs import REPO, TINY, all_runs, main_in_process, metric_steps, train_env
+from tests.helpers.signals import killed_run
 
 QUIET = [*TINY, "tracking.system_metrics=false"]
 EPOCH_METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
@@ -37,7 +36,7 @@ def _artifacts(uri, run_id):
 @pytest.mark.slow
 def test_a_truncated_checkpoint_falls_back_to_the_previous_one(store, monkeypatch, capsys):
     overrides = [*QUIET, "trainer.epochs=4"]
-    run_id = _killed_run(monkeypatch, *overrides)  # 2 epochs done
+    run_id = killed_run(monkeypatch, *overrides)  # 2 epochs done
     folder = checkpoint_dir(run_id)
     newest, previous = folder / "epoch-00002.weights.h5", folder / "epoch-00001.weights.h5"
     assert sorted(p.name for p in folder.glob("epoch-*")) == [previous.name, newest.name]
@@ -103,33 +102,13 @@ def test_a_run_that_failed_and_then_finishes_keeps_no_error_txt(store, monkeypat
 @pytest.fixture
 def small_disk(tmp_path):
     """A real 40 MiB file system of its own (a tmpfs), unmounted afterwards."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {made.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-
-
-def _fill(directory: Path) -> Path:
-    """Fill the file system of ``directory`` to the last byte (unbuffered, smaller and smaller)."""
-    filler = directory / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        for size in (1 << 16, 1 << 12, 1):
-            try:
-                while True:
-                    f.write(b"\0" * size)
-            except OSError:
-                pass
-    return filler
+    with small_tmpfs(tmp_path / "small", "40m") as mount:
+        yield mount
 
 
 def _run(args, runs_dir, wait=True):
-    env = {**os.environ, "KERASCNN_RUNS_DIR": str(runs_dir), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{runs_dir / 'mlflow.db'}"}
-    env.pop("HYDRA_FULL_ERROR", None)
+    """The training on ``runs_dir``; its output in pipes (the disk it writes to fills up)."""
+    env = train_env(runs_dir)
     command = [sys.executable, "-m", "kerascnn.train", *args]
     if wait:
         return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
@@ -156,7 +135,7 @@ def test_a_disk_that_fills_up_ends_the_run_killed_and_it_resumes_later(small_dis
             pass
         time.sleep(0.1)
     assert state is not None, proc.stderr.read()[-3000:] if proc.poll() is not None else ""
-    filler = _fill(small_disk)
+    filler = fill(small_disk)
     err = proc.communicate(timeout=300)[1]
     assert proc.returncode != 0
     folder = state.parent
@@ -173,8 +152,7 @@ def test_a_disk_that_fills_up_ends_the_run_killed_and_it_resumes_later(small_dis
     saved = json.loads(state.read_text())
     weights = folder / saved["weights"]
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == saved["sha256"]  # complete
-    logged = sorted(m.step for m in mlflow.MlflowClient(uri).get_metric_history(run_id, "loss"))
-    assert logged == list(range(saved["epoch"]))
+    assert metric_steps(uri, run_id) == list(range(saved["epoch"]))
 
     filler.unlink()  # room again
     epochs = saved["epoch"] + 2
@@ -184,5 +162,4 @@ def test_a_disk_that_fills_up_ends_the_run_killed_and_it_resumes_later(small_dis
     (run,) = all_runs(uri)
     assert run.info.status == "FINISHED" and END_REASON not in run.data.tags
     for name in EPOCH_METRICS:
-        steps = sorted(m.step for m in mlflow.MlflowClient(uri).get_metric_history(run_id, name))
-        assert steps == list(range(epochs)), name
+        assert metric_steps(uri, run_id, name) == list(range(epochs)), name

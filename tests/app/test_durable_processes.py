@@ -4,18 +4,21 @@ first runs on a fresh store, and a store that turns read-only mid-run."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import mlflow
 import psutil
 import pytest
 
-from tests.helpers.runs import REPO, TINY, all_runs, run_cli
+from tests.helpers.disk import fill, small_tmpfs
+from tests.helpers.runs import (
+    TINY,
+    all_runs,
+    metric_steps,
+    run_cli,
+    start_training,
+    wait_for_epochs,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -23,64 +26,19 @@ pytestmark = pytest.mark.slow
 LONG = [*TINY, "data.limit=400", "trainer.epochs=40", "tracking.system_metrics=false"]
 
 
-def _env(runs_dir: Path, uri: str | None = None) -> dict:
-    env = {**os.environ, "KERASCNN_RUNS_DIR": str(runs_dir), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "MLFLOW_TRACKING_URI": uri or f"sqlite:///{runs_dir / 'mlflow.db'}"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return env
-
-
-class _Started(subprocess.Popen):
-    """A training whose output goes to files (a pipe nobody reads would block it)."""
-
-    def finish(self, timeout: float) -> str:
-        """Wait for the process; return its stderr."""
-        self.wait(timeout=timeout)
-        return Path(self.args_err).read_text()
-
-
-def _start(args, runs_dir, uri=None, tag="train") -> _Started:
-    err = runs_dir / f"{tag}-{time.monotonic_ns()}.err"
-    with open(runs_dir / f"{tag}.out", "ab") as out, open(err, "wb") as errors:
-        proc = _Started([sys.executable, "-m", "kerascnn.train", *args], cwd=REPO,
-                        env=_env(runs_dir, uri), stdout=out, stderr=errors)
-    proc.args_err = str(err)
-    return proc
-
-
-def _wait_for_epochs(runs_dir: Path, epochs: int, count: int = 1, timeout: float = 300) -> None:
-    """Until ``count`` checkpoints hold at least ``epochs`` epochs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done = 0
-        for state in (runs_dir / "checkpoints").glob("*/state.json"):
-            try:
-                done += json.loads(state.read_text())["epoch"] >= epochs
-            except (OSError, ValueError):
-                pass
-        if done >= count:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"no {count} checkpoints of {epochs} epochs within {timeout} s")
-
-
-def _steps(uri, run_id, name="loss"):
-    return sorted(m.step for m in mlflow.MlflowClient(uri).get_metric_history(run_id, name))
-
-
 def test_kill_9_then_sigterm_then_auto_resume_finish_one_run(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = [*LONG, "trainer.epochs=12", "trainer.resume=auto"]
-    first = _start(args, tmp_path)
-    _wait_for_epochs(tmp_path, 2)
+    first = start_training(args, tmp_path)
+    wait_for_epochs(tmp_path, 2, proc=first)
     first.kill()  # SIGKILL: nothing can be handled
     first.wait()
     (run,) = all_runs(uri)
     assert run.info.status == "RUNNING"
     assert run.data.tags["kerascnn.pid"] == str(first.pid)
 
-    second = _start(args, tmp_path)  # marks the dead run KILLED, then continues it
-    _wait_for_epochs(tmp_path, 12 - 4, timeout=300)
+    second = start_training(args, tmp_path)  # marks the dead run KILLED, then continues it
+    wait_for_epochs(tmp_path, 12 - 4, timeout=300)
     sent = time.monotonic()
     second.send_signal(signal.SIGTERM)
     err = second.finish(timeout=60)
@@ -98,14 +56,14 @@ def test_kill_9_then_sigterm_then_auto_resume_finish_one_run(tmp_path):
     (run,) = all_runs(uri)
     assert run.info.status == "FINISHED"
     for name in ("loss", "val_accuracy", "learning_rate"):
-        assert _steps(uri, run.info.run_id, name) == list(range(12)), name
+        assert metric_steps(uri, run.info.run_id, name) == list(range(12)), name
     assert "kerascnn.signal" not in run.data.tags and "error" not in run.data.tags
     assert not (tmp_path / "checkpoints" / run.info.run_id).exists()
 
 
 def test_four_first_runs_on_a_fresh_store_all_finish(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    procs = [_start([*TINY, "tracking.system_metrics=false", f"trainer.seed={i}"], tmp_path)
+    procs = [start_training([*TINY, "tracking.system_metrics=false", f"trainer.seed={i}"], tmp_path)
              for i in range(4)]
     outputs = [p.finish(timeout=600) for p in procs]
     for proc, err in zip(procs, outputs, strict=True):
@@ -117,36 +75,17 @@ def test_four_first_runs_on_a_fresh_store_all_finish(tmp_path):
 
 @pytest.fixture
 def tmpfs(tmp_path):
-    """A small tmpfs of its own (we run as root, so permissions would not stop a write)."""
-    mount = tmp_path / "store"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)],
-                          capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-
-
-def _fill(directory: Path) -> Path:
-    """Fill the file system of ``directory`` to the last byte."""
-    filler = directory / "filler"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * (1 << 16))
-                f.flush()
-        except OSError:
-            pass
-    return filler
+    """A small tmpfs of its own for the store."""
+    with small_tmpfs(tmp_path / "store", "24m") as mount:
+        yield mount
 
 
 def test_a_store_whose_disk_fills_up_stops_the_run_and_it_resumes_later(tmp_path, tmpfs):
     uri = f"sqlite:///{tmpfs / 'mlflow.db'}"
     args = [*LONG, "trainer.epochs=30"]
-    proc = _start(args, tmp_path, uri)  # checkpoints stay on the local disk (tmp_path)
-    _wait_for_epochs(tmp_path, 2)
-    filler = _fill(tmpfs)
+    proc = start_training(args, tmp_path, uri)  # checkpoints stay on the local disk (tmp_path)
+    wait_for_epochs(tmp_path, 2, proc=proc)
+    filler = fill(tmpfs)
     try:
         err = proc.finish(timeout=120)
     finally:
@@ -156,23 +95,24 @@ def test_a_store_whose_disk_fills_up_stops_the_run_and_it_resumes_later(tmp_path
     assert "Traceback" not in err, err[-3000:]
     (run,) = all_runs(uri)
     saved = json.loads((tmp_path / "checkpoints" / run.info.run_id / "state.json").read_text())
-    logged = _steps(uri, run.info.run_id)
+    logged = metric_steps(uri, run.info.run_id)
     assert logged == list(range(len(logged))) and saved["epoch"] >= len(logged)
 
-    resumed = run_cli([*args, f"trainer.resume={run.info.run_id}"], tmp_path,
-                      extra_env={"MLFLOW_TRACKING_URI": uri})
+    epochs = saved["epoch"] + 2  # the resume trains on past the saved epochs, to the end
+    resumed = run_cli([*args, f"trainer.epochs={epochs}", f"trainer.resume={run.info.run_id}"],
+                      tmp_path, tracking_uri=uri)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (run,) = all_runs(uri)
     assert run.info.status == "FINISHED"
-    assert _steps(uri, run.info.run_id) == list(range(30))
+    assert metric_steps(uri, run.info.run_id) == list(range(epochs))
 
 
 def test_sigterm_to_a_joblib_sweep_stops_its_workers_and_a_rerun_finishes_it(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["-m", "downsample=max,mean", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
             *LONG, "trainer.epochs=12", "trainer.resume=auto"]
-    sweep = _start(args, tmp_path)
-    _wait_for_epochs(tmp_path, 2, count=2)
+    sweep = start_training(args, tmp_path)
+    wait_for_epochs(tmp_path, 2, count=2)
     workers = psutil.Process(sweep.pid).children(recursive=True)
     assert workers
     sent = time.monotonic()
@@ -196,4 +136,4 @@ def test_sigterm_to_a_joblib_sweep_stops_its_workers_and_a_rerun_finishes_it(tmp
     assert parent.info.status == "FINISHED"
     for child in (r for r in runs if r is not parent):
         assert child.info.status == "FINISHED"
-        assert _steps(uri, child.info.run_id) == list(range(12))
+        assert metric_steps(uri, child.info.run_id) == list(range(12))

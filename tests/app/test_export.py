@@ -17,9 +17,9 @@ import mlflow
 import numpy as np
 import pytest
 
-from kerascnn import layers, models
+from kerascnn import layers
 from kerascnn.app import export as app_export
-from kerascnn.app.tracking.model import log_keras_model
+from tests.helpers.logged_model import log_lenet
 
 TOLERANCE = 1e-4
 CONNECTIONS = [[0, 1], [1, 2], [0, 2], [0, 1, 2]]
@@ -121,17 +121,10 @@ def test_layer_exports_and_runs_in_its_runtime(name, fmt, tmp_path):
 def logged(tmp_path_factory):
     """A LeNet-5 with p-norm pooling, logged as the training logs it."""
     root = tmp_path_factory.mktemp("export")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    keras.utils.set_random_seed(0)
-    model = models.build("lenet5", (28, 28, 1), num_classes=10,
-                         downsample={"name": "pnorm", "p": 3})
     example = _images((2, 28, 28, 1))
-    experiment = mlflow.create_experiment("export", (root / "artifacts").as_uri())
-    with mlflow.start_run(experiment_id=experiment) as run:
-        log_keras_model(model, example)
+    logged = log_lenet(root, {"name": "pnorm", "p": 3}, example)
     mlflow.set_tracking_uri(None)
-    yield root, uri, f"runs:/{run.info.run_id}/model", model, example
+    yield root, logged.uri, logged.model_uri, logged.model, example
 
 
 @pytest.mark.slow

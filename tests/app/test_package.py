@@ -71,24 +71,9 @@ def test_wheel_ships_the_configs(wheel):
 
 
 @pytest.mark.slow
-def test_installed_train_runs_from_an_empty_folder(venv, tmp_path):
-    work = tmp_path / "empty"
-    work.mkdir()
-    result = _run([str(venv / "bin" / "kerascnn-train"), *TINY_RUN], cwd=work, env=_env())
-    assert "test accuracy" in result.stdout
-    store = work / "runs" / "mlflow.db"
-    assert store.is_file(), sorted(p.name for p in work.rglob("*"))
-    client = mlflow.MlflowClient(f"sqlite:///{store}")
-    runs = client.search_runs([client.get_experiment_by_name("kerascnn").experiment_id])
-    assert [r.info.status for r in runs] == ["FINISHED"]
-    # The package imported was the wheel's, not this checkout.
-    where = _run([str(venv / "bin" / "python"), "-c",
-                  "import kerascnn.app.train as t; print(t.__file__)"], cwd=work, env=_env())
-    assert str(venv) in where.stdout and str(REPO) not in where.stdout
-
-
-@pytest.mark.slow
-def test_own_model_joins_through_the_search_path(venv, tmp_path):
+def test_installed_train_runs_the_users_own_model_from_their_folder(venv, tmp_path):
+    """The wheel's ``kerascnn-train`` in a folder holding only the user's files (no checkout):
+    their model joins through Hydra's search path, and the runs go to ``./runs``."""
     work = tmp_path / "project"
     (work / "myconf" / "model").mkdir(parents=True)
     (work / "mymodels.py").write_text(textwrap.dedent("""
@@ -106,13 +91,19 @@ def test_own_model_joins_through_the_search_path(venv, tmp_path):
     result = _run([str(venv / "bin" / "kerascnn-train"), *TINY_RUN, "model=tiny",
                    f"hydra.searchpath=[file://{work / 'myconf'}]", "data.image_size=12"],
                   cwd=work, env=_env(PYTHONPATH=str(work)))
-    assert "tiny-default-digits" in result.stdout
-    client = mlflow.MlflowClient(f"sqlite:///{work / 'runs' / 'mlflow.db'}")
+    assert "tiny-default-digits" in result.stdout and "test accuracy" in result.stdout
+    store = work / "runs" / "mlflow.db"
+    assert store.is_file(), sorted(p.name for p in work.rglob("*"))
+    client = mlflow.MlflowClient(f"sqlite:///{store}")
     (run,) = client.search_runs([client.get_experiment_by_name("kerascnn").experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.params["model.name"] == "tiny"
     # Conv2D(3 filters, 3x3, 1 channel) + Dense(3 -> 10): the user's width reached the builder.
     assert int(run.data.params["model.num_params"]) == (9 * 3 + 3) + (3 * 10 + 10)
+    # The package imported was the wheel's, not this checkout.
+    where = _run([str(venv / "bin" / "python"), "-c",
+                  "import kerascnn.app.train as t; print(t.__file__)"], cwd=work, env=_env())
+    assert str(venv) in where.stdout and str(REPO) not in where.stdout
 
 
 def test_help_imports_no_framework(venv, tmp_path):

@@ -18,6 +18,7 @@ from scipy import stats
 from kerascnn.app import report
 from kerascnn.app.study_summary import COLUMNS, collect_study, summarize
 from kerascnn.app.tracking.tags import HEALTH, PARENT
+from tests.helpers.runs import synthetic_sweep
 
 SEEDS = 4
 START = 1_700_000_000_000  # ms
@@ -52,10 +53,7 @@ TRUTH = _truth()
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
-    uri = f"sqlite:///{root}/mlflow.db"
-    client = MlflowClient(tracking_uri=uri)
-    experiment_id = client.create_experiment("kerascnn", artifact_location=(root / "a").as_uri())
-    parent = client.create_run(experiment_id, run_name="sweep").info.run_id
+    uri, client, experiment_id, parent = synthetic_sweep(root)
     for truth in TRUTH:
         name = f"model={truth['model']},downsample={truth['kind']},trainer.seed={truth['seed']}"
         run = client.create_run(experiment_id, run_name=name, start_time=START,

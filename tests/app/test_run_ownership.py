@@ -15,14 +15,21 @@ import mlflow
 import pytest
 
 from kerascnn.app.checkpoints import read_checkpoint
-from kerascnn.app.faults import Interrupted, RunInUse
+from kerascnn.app.faults import RunInUse
 from kerascnn.app.ownership import LOCK, claim, lock_says_alive, owning, run_folder
 from kerascnn.app.tracking.run import process_alive
 from kerascnn.app.tracking.tags import END_REASON, HOST, PID
-from kerascnn.app.train import train
-from tests.helpers.app_config import compose_config
-from tests.helpers.runs import REPO, TINY, all_runs, main_in_process
-from tests.helpers.signals import sigterm_at
+from tests.helpers.runs import (
+    REPO,
+    TINY,
+    all_runs,
+    main_in_process,
+    metric_steps,
+    start_training,
+    train_env,
+    wait_for_epochs,
+)
+from tests.helpers.signals import killed_run
 
 pytestmark = pytest.mark.slow  # each test starts a process
 
@@ -33,16 +40,9 @@ HOLD = ("import sys, time\nfrom kerascnn.app.ownership import claim\nclaim(sys.a
         "print('held', flush=True)\ntime.sleep(600)\n")
 
 
-def _env(runs_dir: Path) -> dict:
-    env = {**os.environ, "KERASCNN_RUNS_DIR": str(runs_dir), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{runs_dir / 'mlflow.db'}"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return env
-
-
 def _holder(run_id: str, runs_dir: Path) -> subprocess.Popen:
     """Another process that owns ``run_id`` until it is killed."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, run_id], cwd=REPO, env=_env(runs_dir),
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, run_id], cwd=REPO, env=train_env(runs_dir),
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     return proc
@@ -51,10 +51,6 @@ def _holder(run_id: str, runs_dir: Path) -> subprocess.Popen:
 def _kill_9(proc: subprocess.Popen) -> None:
     proc.kill()
     proc.wait(timeout=30)
-
-
-def _steps(uri, run_id, name="loss"):
-    return sorted(m.step for m in mlflow.MlflowClient(uri).get_metric_history(run_id, name))
 
 
 def test_a_run_held_by_another_process_is_refused_and_free_once_it_is_killed(store, tmp_path):
@@ -96,16 +92,9 @@ def test_the_lock_says_whether_another_hosts_running_run_is_alive(store, tmp_pat
 
 
 
-def _killed_run(monkeypatch, *overrides) -> str:
-    """A run stopped by SIGTERM after 2 complete epochs: KILLED, with its checkpoint."""
-    with sigterm_at(monkeypatch, 2), pytest.raises(Interrupted) as info:
-        train(compose_config(*overrides))
-    return info.value.run_id
-
-
 def test_a_resume_of_a_held_run_exits_at_once_leaving_the_run_as_it_was(
         store, tmp_path, monkeypatch, capsys):
-    run_id = _killed_run(monkeypatch, *QUIET, "trainer.epochs=4")
+    run_id = killed_run(monkeypatch, *QUIET, "trainer.epochs=4")
     before = mlflow.MlflowClient(store).get_run(run_id)
     holder = _holder(run_id, tmp_path)
 
@@ -125,34 +114,13 @@ def test_a_resume_of_a_held_run_exits_at_once_leaving_the_run_as_it_was(
     after = mlflow.MlflowClient(store).get_run(run_id)
     assert after.info.status == before.info.status == "KILLED"
     assert after.data.tags == before.data.tags  # not one tag written by the refused process
-    assert _steps(store, run_id) == [0, 1]
-
-
-def _start(args, runs_dir, tag):
-    err = runs_dir / f"{tag}.err"
-    with open(runs_dir / f"{tag}.out", "wb") as out, open(err, "wb") as errors:
-        proc = subprocess.Popen([sys.executable, "-m", "kerascnn.train", *args], cwd=REPO,
-                                env=_env(runs_dir), stdout=out, stderr=errors)
-    return proc, err
-
-
-def _wait_for_epochs(runs_dir: Path, epochs: int, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for state in (runs_dir / "checkpoints").glob("*/state.json"):
-            try:
-                if json.loads(state.read_text())["epoch"] >= epochs:
-                    return
-            except (OSError, ValueError):
-                pass
-        time.sleep(0.2)
-    raise AssertionError(f"no checkpoint of {epochs} epochs within {timeout} s")
+    assert metric_steps(store, run_id) == [0, 1]
 
 
 def test_after_kill_9_two_resumes_at_once_one_trains_the_other_names_it(store, tmp_path):
     args = [*LONG, "trainer.epochs=40"]
-    first, _ = _start(args, tmp_path, "first")
-    _wait_for_epochs(tmp_path, 2)
+    first = start_training(args, tmp_path, tag="first")
+    wait_for_epochs(tmp_path, 2, proc=first)
     _kill_9(first)  # its lock is left behind
     (run,) = all_runs(store)
     run_id = run.info.run_id
@@ -162,18 +130,18 @@ def test_after_kill_9_two_resumes_at_once_one_trains_the_other_names_it(store, t
     mlflow.set_tracking_uri(None)
 
     resume = [*args, f"trainer.epochs={epochs}", f"trainer.resume={run_id}"]
-    racers = [_start(resume, tmp_path, f"racer{i}") for i in range(2)]
+    racers = [start_training(resume, tmp_path, tag=f"racer{i}") for i in range(2)]
     ended: dict[int, float] = {}
     deadline = time.monotonic() + 600
     while len(ended) < 2 and time.monotonic() < deadline:
-        for proc, _ in racers:
+        for proc in racers:
             if proc.pid not in ended and proc.poll() is not None:
                 ended[proc.pid] = time.monotonic()
         time.sleep(0.1)
-    codes = sorted(proc.returncode for proc, _ in racers)
-    errors = {proc.pid: err.read_text() for proc, err in racers}
+    codes = sorted(proc.returncode for proc in racers)
+    errors = {proc.pid: proc.err_path.read_text() for proc in racers}
     assert codes[0] == 0 and codes[1] != 0, errors
-    (winner, _), (loser, _) = sorted(racers, key=lambda r: r[0].returncode)
+    winner, loser = sorted(racers, key=lambda proc: proc.returncode)
     err = errors[loser.pid]
     assert ended[loser.pid] < ended[winner.pid]  # refused while the winner trains
     # Refused by the lock, or, arriving later, by the run's RUNNING status: both name the holder.
@@ -183,4 +151,4 @@ def test_after_kill_9_two_resumes_at_once_one_trains_the_other_names_it(store, t
     assert run.info.status == "FINISHED" and run.data.tags[PID] == str(winner.pid)
     assert END_REASON not in run.data.tags
     for name in ("loss", "val_accuracy", "learning_rate"):
-        assert _steps(store, run_id, name) == list(range(epochs)), name
+        assert metric_steps(store, run_id, name) == list(range(epochs)), name

@@ -17,17 +17,15 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import keras
 import mlflow
 import numpy as np
 import pytest
 
-from kerascnn import models
-from kerascnn.app.tracking.model import log_keras_model
+from tests.helpers.logged_model import log_lenet
 from tests.helpers.servers import mlflow_command
-from tests.helpers.system import HOST, free_port, stop_group, tail, wait_for
+from tests.helpers.system import HOST, answers, free_port, stop_group, tail, wait_for
 
 pytestmark = pytest.mark.slow  # every test starts MLflow (and TensorFlow) in a new process
 
@@ -40,23 +38,18 @@ NO_KERASCNN = ("assert not [m for m in sys.modules if m.split('.')[0] == 'kerasc
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    keras.utils.set_random_seed(0)
-    model = models.build("lenet5", (28, 28, 1), num_classes=10, downsample="pnorm_learned")
     images = np.random.default_rng(0).random((5, 28, 28, 1), dtype=np.float32)
-    experiment = mlflow.create_experiment("serve", (root / "artifacts").as_uri())
-    with mlflow.start_run(experiment_id=experiment) as run:
-        info = log_keras_model(model, images[:2], registered_model_name=REGISTERED)
+    logged = log_lenet(root, "pnorm_learned", images[:2], registered_model_name=REGISTERED)
     (root / "images.json").write_text(json.dumps({"inputs": images.tolist()}))
     np.save(root / "images.npy", images)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KERASCNN_RUNS_DIR")}
     # As in an activated environment: `mlflow models serve` starts the `uvicorn` on the PATH.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.update(MLFLOW_TRACKING_URI=uri, TF_CPP_MIN_LOG_LEVEL="2", MLFLOW_DISABLE_TELEMETRY="true")
-    yield SimpleNamespace(root=root, uri=uri, env=env, info=info, model=model, images=images,
-                           run_id=run.info.run_id, model_uri=f"runs:/{run.info.run_id}/model",
-                           expected=keras.ops.convert_to_numpy(model(images, training=False)))
+    env.update(MLFLOW_TRACKING_URI=logged.uri, TF_CPP_MIN_LOG_LEVEL="2",
+               MLFLOW_DISABLE_TELEMETRY="true")
+    logged.root, logged.env, logged.images = root, env, images
+    logged.expected = keras.ops.convert_to_numpy(logged.model(images, training=False))
+    yield logged
     mlflow.set_tracking_uri(None)
 
 
@@ -130,7 +123,7 @@ def _serve_and_ask(logged, model: str, env_manager: str, timeout: float) -> np.n
                                 start_new_session=True)
     url = f"http://{HOST}:{port}"
     try:
-        wait_for(lambda: _answers(f"{url}/ping"), timeout, f"mlflow models serve ({env_manager})",
+        wait_for(lambda: answers(f"{url}/ping"), timeout, f"mlflow models serve ({env_manager})",
                  proc=proc, log=log)
         request = urllib.request.Request(f"{url}/invocations",
                                          data=(logged.root / "images.json").read_bytes(),
@@ -144,14 +137,6 @@ def _serve_and_ask(logged, model: str, env_manager: str, timeout: float) -> np.n
 def test_mlflow_models_serve_answers_invocations(logged):
     got = _serve_and_ask(logged, logged.model_uri, "local", timeout=300)
     np.testing.assert_allclose(got, logged.expected, rtol=1e-5, atol=1e-6)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
-            return answer.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
 
 
 def test_mlflow_models_predict(logged):

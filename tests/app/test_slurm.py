@@ -15,7 +15,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.helpers.runs import TINY, failure, run_cli, sqlite_uri, sweep_family
+from tests.helpers.runs import (
+    TINY,
+    check_finished_sweep,
+    failure,
+    run_cli,
+    sqlite_uri,
+    sweep_family,
+)
 from tests.helpers.slurm import slurm_cluster
 
 pytestmark = pytest.mark.slow
@@ -68,12 +75,7 @@ def slurm_sweep(tmp_path_factory) -> SimpleNamespace:
 
 def test_one_parent_and_three_finished_children(slurm_sweep):
     parent, children = slurm_sweep.parent, slurm_sweep.children
-    assert parent.info.status == "FINISHED"
-    assert parent.data.tags["hydra.launcher"].endswith("SlurmLauncher")
-    assert (parent.data.metrics["num_children"], parent.data.metrics["num_finished"],
-            parent.data.metrics["num_failed"]) == (3, 3, 0)
-    assert [c.info.run_name for c in children] == [f"trainer.seed={s}" for s in SEEDS]
-    assert [c.info.status for c in children] == ["FINISHED"] * 3
+    check_finished_sweep(parent, children, [f"trainer.seed={s}" for s in SEEDS], "SlurmLauncher")
     assert all("val_accuracy" in c.data.metrics for c in children)
     assert slurm_sweep.queue_after == []  # nothing left in the queue
 

@@ -8,47 +8,31 @@ import time
 import mlflow
 import pytest
 
-from tests.helpers.runs import TINY, all_runs, run_cli
+from tests.helpers.runs import TINY, check_finished_sweep, run_cli, sqlite_uri, sweep_family
 
 pytestmark = pytest.mark.slow
 
 
-def _family(runs_dir):
-    runs = all_runs(f"sqlite:///{runs_dir / 'mlflow.db'}")
-    parents = [r for r in runs if r.data.tags.get("sweep") == "parent"]
-    assert len(parents) == 1, [r.info.run_name for r in runs]
-    parent = parents[0]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == len(runs) - 1  # nothing outside the family
-    return parent, sorted(children, key=lambda r: r.info.run_name)
-
-
-def _check_finished_family(runs_dir, names):
-    parent, children = _family(runs_dir)
-    assert [c.info.run_name for c in children] == names
-    assert all(c.info.status == "FINISHED" for c in children)
-    assert parent.info.status == "FINISHED"
-    metrics = parent.data.metrics
-    assert (metrics["num_children"], metrics["num_finished"], metrics["num_failed"]) == (
-        len(names), len(names), 0)
+def _check_finished_family(runs_dir, names, launcher=None):
+    parent, children = sweep_family(sqlite_uri(runs_dir))
+    check_finished_sweep(parent, children, names, launcher)
     best = max(children, key=lambda c: c.data.metrics["val_accuracy"])
-    assert metrics["best_val_accuracy"] == best.data.metrics["val_accuracy"]
+    assert parent.data.metrics["best_val_accuracy"] == best.data.metrics["val_accuracy"]
     assert parent.data.tags["best_run_id"] in {c.info.run_id for c in children}
     return parent, children
 
 
-def test_basic_launcher_and_compare(tmp_path, capsys, monkeypatch):
+def test_basic_launcher_and_compare(tiny_sweep, tmp_path, capsys, monkeypatch):
     from kerascnn.app.compare import main
 
     monkeypatch.setenv("COLUMNS", "200")  # the printed table in one block, a row per line
 
-    result = run_cli(["-m", "downsample=max,pnorm", *TINY], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    parent, children = _check_finished_family(tmp_path, ["downsample=max", "downsample=pnorm"])
+    parent, children = _check_finished_family(tiny_sweep.runs_dir,
+                                              ["downsample=max", "downsample=pnorm"])
     assert parent.data.params["downsample"] == "max,pnorm"  # the sweep's overrides
     assert [c.data.params["downsample.name"] for c in children] == ["max", "pnorm"]
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = tiny_sweep.uri
     main(["--tracking-uri", uri, "--parent", parent.info.run_id,
           "--output", str(tmp_path / "cmp.png")])
     out = capsys.readouterr().out
@@ -67,8 +51,8 @@ def test_joblib_launcher_runs_jobs_in_parallel_on_one_store(tmp_path):
     result = run_cli(["-m", "downsample=max,conv", "hydra/launcher=joblib",
                       "hydra.launcher.n_jobs=2", *TINY], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    parent, children = _check_finished_family(tmp_path, ["downsample=conv", "downsample=max"])
-    assert parent.data.tags["hydra.launcher"].endswith("JoblibLauncher")
+    parent, children = _check_finished_family(tmp_path, ["downsample=conv", "downsample=max"],
+                                              "JoblibLauncher")
     first, second = sorted(children, key=lambda c: c.info.start_time)
     assert second.info.start_time < first.info.end_time  # the two jobs overlapped in time
 
@@ -78,7 +62,7 @@ def test_a_failing_job_is_a_failed_child_and_the_sweep_goes_on(tmp_path):
     assert result.returncode != 0  # Hydra reports the failed job at the end
     assert "Invalid value for `downsample.p`" in result.stderr
     assert "Received: downsample.p=0.5" in result.stderr
-    parent, children = _family(tmp_path)
+    parent, children = sweep_family(sqlite_uri(tmp_path))
     by_name = {c.info.run_name: c for c in children}
     assert by_name["downsample.p=0.5"].info.status == "FAILED"
     assert "Received: downsample.p=0.5" in by_name["downsample.p=0.5"].data.tags["error"]

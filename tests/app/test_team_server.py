@@ -22,7 +22,13 @@ import numpy as np
 import pytest
 
 from tests.helpers.postgres import postgres_cluster
-from tests.helpers.runs import failure, peak_overlap, run_cli, sweep_family
+from tests.helpers.runs import (
+    check_finished_sweep,
+    failure,
+    peak_overlap,
+    run_cli,
+    sweep_family,
+)
 from tests.helpers.servers import mlflow_server
 
 pytestmark = pytest.mark.slow
@@ -64,12 +70,8 @@ def team(tmp_path_factory) -> SimpleNamespace:
 
 def test_one_parent_and_eight_finished_children_with_epoch_metrics(team):
     parent, children = team.parent, team.children
-    assert parent.info.status == "FINISHED"
-    assert parent.data.tags["hydra.launcher"].endswith("JoblibLauncher")
-    assert (parent.data.metrics["num_children"], parent.data.metrics["num_finished"],
-            parent.data.metrics["num_failed"]) == (8, 8, 0)
-    assert [c.info.run_name for c in children] == [f"trainer.seed={s}" for s in SEEDS]
-    assert [c.info.status for c in children] == ["FINISHED"] * 8
+    check_finished_sweep(parent, children, [f"trainer.seed={s}" for s in SEEDS],
+                         "JoblibLauncher")
     assert sorted(int(c.data.params["trainer.seed"]) for c in children) == SEEDS
     client = mlflow.MlflowClient(team.url)
     for child in children:

@@ -11,8 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -20,6 +18,7 @@ import psutil
 import pytest
 
 from kerascnn.app.tracking import links
+from tests.helpers.servers import healthy
 from tests.helpers.system import HOST, free_port, stop_group, tail, wait_for
 
 UI = Path(sys.executable).parent / "kerascnn-ui"
@@ -46,14 +45,6 @@ def test_a_taken_port_is_refused_in_one_line(tmp_path):
         f"choose another: UI_PORT={port + 1} (or --port {port + 1})"]
 
 
-def _health(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-            return answer.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
 @pytest.mark.slow
 def test_runs_dir_with_spaces_and_sigterm_stops_every_process(tmp_path):
     runs = tmp_path / "my runs"
@@ -68,7 +59,7 @@ def test_runs_dir_with_spaces_and_sigterm_stops_every_process(tmp_path):
                                 start_new_session=True)
     url = f"http://{HOST}:{port}"
     try:
-        wait_for(lambda: _health(url), 180, "kerascnn-ui", proc=proc, log=log)
+        wait_for(lambda: healthy(url), 180, "kerascnn-ui", proc=proc, log=log)
         time.sleep(2)  # MLflow starts its job runners beside the server
         started = psutil.Process(proc.pid).children(recursive=True)
         assert started, "mlflow ui started no process"

@@ -24,7 +24,7 @@ import pytest
 
 from kerascnn.app.tracking.links import UI_ADDRESS, experiment_url
 from tests.helpers.browser import CHROMIUM, LAUNCH_ARGS, ensure_chromium
-from tests.helpers.runs import REPO, TINY, all_runs, run_cli
+from tests.helpers.runs import REPO
 from tests.helpers.servers import mlflow_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -49,32 +49,9 @@ def chromium() -> Path:
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory) -> SimpleNamespace:
-    """``python -m kerascnn.train -m downsample=max,pnorm`` (tiny) into a private store."""
-    runs_dir = tmp_path_factory.mktemp("ui_sweep")
-    done = run_cli(["-m", "downsample=max,pnorm", *TINY], runs_dir, timeout=300)
-    assert done.returncode == 0, f"the sweep failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
-    printed = re.findall(r"^Open it: (\S+)$", done.stdout, re.M)
-    uri = f"sqlite:///{runs_dir / 'mlflow.db'}"
-    runs = all_runs(uri)
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    assert len(parents) == 1 and len(children) == 2, [r.info.run_name for r in runs]
-    parent = parents[0]
-    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
-    assert all(c.info.status == "FINISHED" for c in children), [c.info.status for c in children]
-    children.sort(key=lambda r: r.data.params["downsample.name"])
-    assert [c.data.params["downsample.name"] for c in children] == ["max", "pnorm"]
-    assert all("val_accuracy" in c.data.metrics for c in children)
-    # Each job prints its run's link, and the sweep ends with its parent's: the address
-    # `kerascnn-ui` serves, the run, the model-training view.
-    assert printed == [f"{UI_ADDRESS}/#/experiments/{parent.info.experiment_id}/runs/"
-                       f"{run.info.run_id}?workflowType=machine_learning"
-                       for run in (*sorted(children, key=lambda r: r.info.start_time), parent)
-                       ], done.stdout
-    assert done.stdout.count("kerascnn-ui") == 1, done.stdout  # the hint once, at the end
-    return SimpleNamespace(runs_dir=runs_dir, uri=uri, parent=parent, children=children,
-                           experiment_id=parent.info.experiment_id, link=printed[-1])
+def sweep(tiny_sweep) -> SimpleNamespace:
+    """The two-job sweep the app tests share (``tests/app/conftest.py``)."""
+    return tiny_sweep
 
 
 @pytest.fixture

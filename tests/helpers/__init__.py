@@ -16,8 +16,12 @@ Data:
 The app:
 
 - :mod:`tests.helpers.app_config`: the real config composed with ``hydra.compose``.
-- :mod:`tests.helpers.runs`: the training command line (in a subprocess or in this process),
-  and the MLflow runs it left behind, read through the client API only.
+- :mod:`tests.helpers.runs`: the training command line (in a subprocess, in the background or
+  in this process), the checkpoints it writes, the MLflow runs it left behind (read through
+  the client API only), and a synthetic sweep's store for a test to fill.
+- :mod:`tests.helpers.signals`: a real SIGTERM at an epoch of an in-process training.
+- :mod:`tests.helpers.logged_model`: a model logged as the training logs it, without training.
+- :mod:`tests.helpers.disk`: a small file system of a test's own, filled to the last byte.
 
 Real services, started for a test and always stopped (every one listens on 127.0.0.1 only,
 keeps its files under the folder it is given, and is started in its own process group, which

@@ -11,13 +11,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.helpers.system import HOST, free_port, stop_group, wait_for
+from tests.helpers.system import HOST, answers, free_port, stop_group, wait_for
 
 
 def mlflow_command() -> list[str]:
@@ -27,11 +25,8 @@ def mlflow_command() -> list[str]:
 
 
 def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-            return answer.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
+    """Whether the MLflow server at ``url`` says it is up."""
+    return answers(f"{url}/health")
 
 
 @contextmanager

@@ -8,6 +8,11 @@ import signal
 from collections.abc import Iterator
 
 import keras
+import pytest
+
+from kerascnn.app.faults import Interrupted
+from kerascnn.app.train import train
+from tests.helpers.app_config import compose_config
 
 
 class SigtermAt(keras.callbacks.Callback):
@@ -38,3 +43,11 @@ def sigterm_at(monkeypatch, epoch: int) -> Iterator[None]:
         yield
     finally:
         monkeypatch.setattr(fit_module, "make_callbacks", real)
+
+
+def killed_run(monkeypatch, *overrides: str, epoch: int = 2) -> str:
+    """The id of a run (``overrides``, trained in this process) stopped by a real SIGTERM once
+    ``epoch`` epochs were complete: KILLED, with its checkpoint of those epochs."""
+    with sigterm_at(monkeypatch, epoch), pytest.raises(Interrupted) as info:
+        train(compose_config(*overrides))
+    return info.value.run_id
