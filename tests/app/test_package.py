@@ -19,6 +19,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from kerascnn.app.tracking.wheel import build_lock, one_build_at_a_time
 from tests.helpers.runs import REPO, TINY
 
 # The shared tiny run, without the system-metrics sampler.
@@ -34,8 +35,9 @@ def _run(args, **kwargs):
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-          "--wheel-dir", str(out), str(REPO)])
+    with one_build_at_a_time(REPO):  # runs that log a model build this checkout too
+        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+              "--no-build-isolation", "--wheel-dir", str(out), str(REPO)])
     (found,) = out.glob("kerascnn-*.whl")
     return found
 
@@ -68,6 +70,17 @@ def test_wheel_ships_the_configs(wheel):
     assert in_repo and in_repo <= shipped
     assert {"kerascnn/app/train.py", "kerascnn/layers/__init__.py",
             "kerascnn/models/registry.py", "kerascnn/data/pipeline.py"} <= set(names)
+
+
+def test_builds_of_one_checkout_take_turns(tmp_path):
+    """While one build holds a folder's lock, another process cannot take it."""
+    take = ("import fcntl, sys; f = open(sys.argv[1], 'a')\n"
+            "try:\n    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+            "except BlockingIOError:\n    sys.exit(3)")
+    lock = build_lock(tmp_path)
+    with one_build_at_a_time(tmp_path):
+        assert subprocess.run([sys.executable, "-c", take, str(lock)]).returncode == 3
+    assert subprocess.run([sys.executable, "-c", take, str(lock)]).returncode == 0
 
 
 @pytest.mark.slow

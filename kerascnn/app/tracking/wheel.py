@@ -5,16 +5,21 @@ kerascnn was installed from a folder (a checkout, ``pip install -e .``: PEP 610'
 ``direct_url.json`` says so) the wheel is built from that folder with pip, as it would be
 installed; where it was installed from a wheel, that wheel is put back together from the files
 the installation recorded (the ``RECORD`` of its ``.dist-info``), byte for byte as installed.
+Builds of one folder take turns (:func:`one_build_at_a_time`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import json
 import subprocess
 import sys
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from importlib.metadata import Distribution, distributions
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -41,13 +46,34 @@ def package_wheel(directory: Path) -> Path:
     return _repack(dist, directory)
 
 
+def build_lock(source: Path) -> Path:
+    """The lock file of a source folder's builds, in the temporary folder."""
+    key = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"{PACKAGE}-wheel-{key}.lock"
+
+
+@contextlib.contextmanager
+def one_build_at_a_time(source: Path) -> Iterator[None]:
+    """Holds the build lock of a source folder (an exclusive ``flock``, released with the
+    process). pip builds a folder in place (its ``build/`` and ``*.egg-info``), so runs that
+    log their models at the same time, such as the jobs of a parallel sweep, take turns."""
+    with open(build_lock(source), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _build(source: Path, directory: Path) -> Path:
     """pip's wheel of a source folder: with the build tools at hand, else in pip's isolation."""
     base = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
             "--wheel-dir", str(directory)]
     result = None
     for extra in (["--no-build-isolation"], []):
-        result = subprocess.run([*base, *extra, str(source)], capture_output=True, text=True)
+        with one_build_at_a_time(source):
+            result = subprocess.run([*base, *extra, str(source)], capture_output=True,
+                                    text=True)
         if result.returncode == 0:
             (wheel,) = directory.glob(f"{PACKAGE}-*.whl")
             return wheel
