@@ -58,3 +58,38 @@ def fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+
+_printing_hook = None  # sys.unraisablehook as it was before quiet_h5py_teardown
+
+
+def _drop_h5py_teardown(unraisable: Any) -> None:
+    if not str(getattr(unraisable, "object", "")).startswith("h5py."):
+        _printing_hook(unraisable)
+
+
+def quiet_h5py_teardown() -> None:
+    """From now on, h5py's errors while freeing its objects are not printed (others are).
+
+    When a weights write fails (a full disk), the h5py objects of the half-written file try to
+    flush as they are freed, and each failure prints "Exception ignored in:
+    'h5py._objects.ObjectID.__dealloc__'" with a traceback on stderr, while the write's own
+    error already says what happened. A file damaged that way is found by its size and digest
+    (:func:`damage`) before it is ever used.
+    """
+    import sys
+
+    global _printing_hook
+    if _printing_hook is None:
+        _printing_hook = sys.unraisablehook
+        sys.unraisablehook = _drop_h5py_teardown
+
+
+def release_failed_write(exc: BaseException) -> None:
+    """Frees now the objects a failed write left referenced from the exception's frames."""
+    import gc
+    import traceback
+
+    traceback.clear_frames(exc.__traceback__)
+    gc.collect()

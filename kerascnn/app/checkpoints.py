@@ -44,7 +44,13 @@ from typing import Any
 
 import keras
 
-from kerascnn.app.checkpoint_files import damage, fsync_dir, sha256
+from kerascnn.app.checkpoint_files import (
+    damage,
+    fsync_dir,
+    quiet_h5py_teardown,
+    release_failed_write,
+    sha256,
+)
 from kerascnn.app.faults import (
     CheckpointDamaged,
     CheckpointUnwritable,
@@ -248,6 +254,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         name = f"epoch-{epochs_done:05d}.weights.h5"
         partial = self.directory / f".partial-{os.getpid()}.weights.h5"
         tmp = self.directory / f".{STATE}.partial-{os.getpid()}"
+        quiet_h5py_teardown()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self.model.save_weights(partial, overwrite=True)
@@ -265,6 +272,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             os.replace(tmp, self.directory / STATE)
             fsync_dir(self.directory)
         except (OSError, RuntimeError) as exc:  # h5py raises either for a failed write
+            release_failed_write(exc)
             self._give_up(exc, epochs_done - 1, partial, tmp)
         keep = {name, (self._last or {}).get("weights")}
         for old in self.directory.glob("epoch-*.weights.h5"):
