@@ -10,7 +10,8 @@ value is ``-``). Per group, over its counted runs (stalled runs only with ``incl
   ``scipy.stats.sem``;
 - ``p_value``: ``scipy.stats.ttest_rel`` of the group against the baseline group of the same
   model, runs paired by ``trainer.seed`` (the seeds both groups have; at least 2), empty for
-  the baseline itself and where no two seeds pair;
+  the baseline itself, where no two seeds pair, and where every seed's difference is the same
+  (the t statistic is undefined; e.g. two groups with equal accuracies seed by seed);
 - ``p_holm``: Holm's step-down correction of one model's p-values
   (``statsmodels.stats.multitest.multipletests``), which keeps the chance of any false
   "differs" among that model's comparisons at 5%;
