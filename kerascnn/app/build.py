@@ -1,12 +1,12 @@
 """Load data -> build model: what a training fits, made from the checked settings.
 
-:func:`prepare` reads the arrays, decides the runtime (device, precision, threads), builds and
-compiles the model and makes the pipelines, in that order: the model is built from the arrays'
-shape before any image is resized, so an input the architecture cannot take is refused without
-that work, and compiled once the pipelines say how many steps an epoch has (the learning-rate
-schedule steps per batch). The library checks its own arguments (a builder its options and
-input size, the downsampling layer its options); :func:`~kerascnn.app.config.config_keys`
-names the config key in its message.
+:func:`prepare` reads the arrays, decides the runtime (device, precision, threads), builds the
+model, makes the pipelines and compiles the model, in that order: the model is built from the
+arrays' shape before any image is resized, so an input the architecture cannot take is refused
+without that work, and compiled once the pipelines say how many steps an epoch has (the
+learning-rate schedule steps per batch). The library checks its own arguments (a builder its
+options and input size, the downsampling layer its options);
+:func:`~kerascnn.app.config.config_keys` names the config key in its message.
 """
 
 from __future__ import annotations

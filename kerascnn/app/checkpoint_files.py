@@ -60,7 +60,6 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-
 _printing_hook = None  # sys.unraisablehook as it was before quiet_h5py_teardown
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from kerascnn.app.tracking.wheel import build_lock, one_build_at_a_time
+from kerascnn.app.tracking.wheel import build_lock, one_build_at_a_time, package_wheel
 from tests.helpers.runs import REPO, TINY
 
 # The shared tiny run, without the system-metrics sampler.
@@ -35,11 +35,7 @@ def _run(args, **kwargs):
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    with one_build_at_a_time(REPO):  # runs that log a model build this checkout too
-        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-              "--no-build-isolation", "--wheel-dir", str(out), str(REPO)])
-    (found,) = out.glob("kerascnn-*.whl")
-    return found
+    return package_wheel(out)  # this checkout's wheel, as a logged model carries it
 
 
 @pytest.fixture(scope="module")
