@@ -19,10 +19,13 @@ from tests.helpers.runs import TINY, failure, run_cli, sqlite_uri, sweep_family
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    """A fresh SQLite store; the runs folder and MLFLOW_TRACKING_URI point into tmp_path."""
+    """A fresh SQLite store; the runs folder, MLFLOW_TRACKING_URI and MLflow's client in this
+    process point into tmp_path (the client too: an in-process training of an earlier test
+    leaves its own URI set, which MLflow prefers to the variable)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("KERASCNN_RUNS_DIR", str(tmp_path))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
     yield uri
     mlflow.set_tracking_uri(None)
 
