@@ -36,23 +36,31 @@ $(TEST_STAMP): pyproject.toml | $(PY)
 run: $(RUN_STAMP)
 	$(PY) -m kerascnn.train $(ARGS)
 
-## make test: the whole suite (TensorFlow backend), then the layer tests under JAX and PyTorch.
-## Two pytest workers (PYTEST_WORKERS=0: one process). In the whole suite a file's tests stay on
-## one worker (its services start once), handed out in the suite's order: the app's long files
-## first, the many short layer files last, where they fill whichever worker is free (xdist's
-## default order, by number of tests, would hand out the app's few-test long files last).
-## On JAX and PyTorch only what computes runs again (the layer contract and the numerical
+## make test: the whole suite: the TensorFlow phase, and beside it, at the lowest CPU priority
+## (nice 19), the layer tests again under JAX and then PyTorch. The TensorFlow phase's end-to-end
+## tests spend much of their time waiting (servers, a cluster, an install, signals), and the
+## other backends' phase takes the idle cores then; its output is printed whole at the end.
+## Two pytest workers each (PYTEST_WORKERS=0: one process). In the TensorFlow phase a file's
+## tests stay on one worker (its services start once), handed out in the suite's order: the
+## app's long files first, the many short layer files last, where they fill whichever worker is
+## free (xdist's default order, by number of tests, would hand out the app's few-test long files
+## last). On JAX and PyTorch only what computes runs again (the layer contract and the numerical
 ## references): the argument and config checks (marked backend_free) need one backend.
 ## Under JAX most of the time is XLA compiling tiny test graphs: LLVM's optimisation level 0
 ## compiles them 1.7x faster and leaves the arithmetic as it is (XLA's own passes still run).
 PYTEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS)
 OTHER_BACKENDS := --dist worksteal -m "not backend_free" tests/layers
+OTHER_LOG := $(VENV)/other-backends.log
 test: $(TEST_STAMP)
-	$(PYTEST) --dist loadfile --no-loadscope-reorder
-	KERAS_BACKEND=jax XLA_FLAGS="$(XLA_FLAGS) --xla_backend_optimization_level=0" \
-	    $(PYTEST) $(OTHER_BACKENDS)
-	KERAS_BACKEND=torch $(PYTEST) $(OTHER_BACKENDS)
+	@(KERAS_BACKEND=jax XLA_FLAGS="$(XLA_FLAGS) --xla_backend_optimization_level=0" \
+	    nice -n 19 $(PYTEST) $(OTHER_BACKENDS) && \
+	  KERAS_BACKEND=torch nice -n 19 $(PYTEST) $(OTHER_BACKENDS)) > $(OTHER_LOG) 2>&1 & \
+	other=$$!; \
+	$(PYTEST) --dist loadfile --no-loadscope-reorder; tensorflow=$$?; \
+	echo "--- the layer tests under JAX, then PyTorch (run beside the TensorFlow phase):"; \
+	wait $$other; others=$$?; cat $(OTHER_LOG); \
+	test $$tensorflow -eq 0 && test $$others -eq 0
 
 ## make coverage: the TensorFlow phase measured by coverage.py, with the app's own processes
 ## (pyproject.toml's [tool.coverage]); separate from make test, which measuring would slow.
