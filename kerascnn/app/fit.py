@@ -1,7 +1,7 @@
 """Fit -> evaluate: the epochs of a training with their callbacks, then one pass over the test set.
 
 Every complete epoch ends with a checkpoint and its metrics in MLflow
-(:class:`~kerascnn.app.checkpoints.EpochCheckpoint`); ``trainer.resume`` continues from it.
+(:class:`~kerascnn.app.epoch_checkpoint.EpochCheckpoint`); ``trainer.resume`` continues from it.
 SIGTERM/SIGINT stop at the next step (:class:`~kerascnn.app.signals.SignalStop`); a NaN loss
 ends the training :class:`~kerascnn.app.faults.Diverged`; a store that stops accepting writes
 ends it :class:`~kerascnn.app.faults.StoreUnavailable`.
@@ -15,8 +15,8 @@ import keras
 import numpy as np
 
 from kerascnn.app.build import Job
-from kerascnn.app.checkpoints import EpochCheckpoint
 from kerascnn.app.config import Config
+from kerascnn.app.epoch_checkpoint import EpochCheckpoint
 from kerascnn.app.preflight import Plan
 from kerascnn.app.signals import SignalStop
 from kerascnn.app.tracking.callbacks import (

@@ -34,16 +34,18 @@ PRINT_ONLY = ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c",
 def train(cfg: DictConfig) -> float:
     """Train one configuration; return the best ``val_accuracy`` (else ``test_accuracy``)."""
     conf = check_settings(cfg)
-    # The steps need TensorFlow, Keras and MLflow, which take seconds to import: they load
-    # once the settings are known good, so that a bad setting is refused at once.
+    # The steps import what takes seconds to load only once the step before has said yes, so
+    # that a refusal comes at once: the run to train needs MLflow (not Keras), the training
+    # TensorFlow and Keras.
+    from kerascnn.app.preflight import check_before_start
+
+    plan = check_before_start(conf)             # a new run, one to resume, or one to skip
     from kerascnn.app.build import prepare
     from kerascnn.app.fit import evaluate, fit
     from kerascnn.app.ownership import owning
-    from kerascnn.app.preflight import check_before_start
     from kerascnn.app.record import log_results, open_run, report, skip_finished
     from kerascnn.app.signals import SignalStop
 
-    plan = check_before_start(conf)             # a new run, one to resume, or one to skip
     if plan.finished_run is not None:
         return skip_finished(plan)
     with owning(plan.resume_run_id), SignalStop() as stop:  # one process trains a run

@@ -91,13 +91,22 @@ def test_a_bad_setting_is_refused_before_tensorflow_loads(tmp_path):
         assert refused <= 0.5 * tensorflow, (bad, refused, tensorflow)
     # and TensorFlow was not imported at all on the way: the command as a user starts it, with
     # Python's own record of every module it imported
-    _, result = _timed(["-X", "importtime", "-m", "kerascnn.train", "trainer.epochs=0"], env)
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
-                if line.startswith("import time:")}
+    imported, result = _imported(["trainer.epochs=0"], env)
     assert "kerascnn.app.settings" in imported, result.stderr[-2000:]  # the record is there
     assert not imported & {"tensorflow", "keras", "mlflow"}, sorted(
         imported & {"tensorflow", "keras", "mlflow"})
     assert not (tmp_path / "mlflow.db").exists()
+    # A run to resume that the store does not hold: refused without Keras either.
+    imported, result = _imported([f"trainer.resume={'0' * 32}"], env)
+    assert result.returncode != 0 and "no such run" in result.stderr, result.stderr[-2000:]
+    assert not imported & {"tensorflow", "keras"}, sorted(imported & {"tensorflow", "keras"})
+
+
+def _imported(args: list[str], env) -> tuple[set[str], subprocess.CompletedProcess]:
+    """The modules ``python -m kerascnn.train ARGS`` imported (Python's ``-X importtime``)."""
+    _, result = _timed(["-X", "importtime", "-m", "kerascnn.train", *args], env)
+    return {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+            if line.startswith("import time:")}, result
 
 
 def _unwritable_runs_dir(result: subprocess.CompletedProcess, folder) -> None:

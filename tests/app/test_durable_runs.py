@@ -146,7 +146,7 @@ def test_a_deleted_experiment_says_how_to_restore_it(store):
 
 
 def test_an_epoch_saved_but_not_yet_logged_is_logged_once_on_resume(store, monkeypatch):
-    from kerascnn.app.checkpoints import EpochCheckpoint
+    from kerascnn.app.epoch_checkpoint import EpochCheckpoint
 
     real = EpochCheckpoint._log
 

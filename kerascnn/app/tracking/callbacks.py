@@ -1,7 +1,7 @@
 """Keras callbacks that add to each epoch's logs: learning rate, throughput and learned p.
 
-The checkpoint callback (:mod:`kerascnn.app.checkpoints`) logs every complete epoch's logs to
-MLflow once, after its checkpoint is written.
+The checkpoint callback (:mod:`kerascnn.app.epoch_checkpoint`) logs every complete epoch's logs
+to MLflow once, after its checkpoint is written.
 """
 
 from __future__ import annotations
