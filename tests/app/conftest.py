@@ -8,6 +8,7 @@ the runs it leaves from `tests.helpers.runs`.
 from __future__ import annotations
 
 import re
+import shutil
 from types import SimpleNamespace
 
 import mlflow
@@ -17,11 +18,22 @@ from kerascnn.app.tracking.links import UI_ADDRESS
 from tests.helpers.runs import TINY, failure, run_cli, sqlite_uri, sweep_family
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory):
+    """An empty SQLite store with MLflow's tables, made once per test process: a new store's
+    tables are made by MLflow's schema migrations, which each test would otherwise run again."""
+    path = tmp_path_factory.mktemp("empty_store") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def store(tmp_path, monkeypatch):
-    """A fresh SQLite store; the runs folder, MLFLOW_TRACKING_URI and MLflow's client in this
-    process point into tmp_path (the client too: an in-process training of an earlier test
-    leaves its own URI set, which MLflow prefers to the variable)."""
+def store(tmp_path, monkeypatch, empty_store):
+    """A fresh SQLite store (a copy of :func:`empty_store`); the runs folder,
+    MLFLOW_TRACKING_URI and MLflow's client in this process point into tmp_path (the client
+    too: an in-process training of an earlier test leaves its own URI set, which MLflow prefers
+    to the variable)."""
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("KERASCNN_RUNS_DIR", str(tmp_path))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

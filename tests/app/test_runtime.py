@@ -1,5 +1,6 @@
-"""The runtime's decisions: threads per job of a parallel sweep, the distribution strategy, and
-training on 2 replicas (the CPU split into 2 logical devices) against 1."""
+"""The runtime's decisions: threads per job of a parallel sweep (what a real sweep's jobs get:
+``test_sweep.py``), the distribution strategy, and training on 2 replicas (the CPU split into 2
+logical devices) against 1."""
 
 from __future__ import annotations
 
@@ -14,11 +15,7 @@ from omegaconf import OmegaConf
 from kerascnn.app.config import ConfigError, validate
 from kerascnn.app.runtime import choose_runtime, job_threads
 from tests.helpers.app_config import compose_config
-from tests.helpers.runs import REPO, TINY, all_runs, run_cli
-
-
-def _cores():
-    return len(os.sched_getaffinity(0))
+from tests.helpers.runs import REPO, all_runs
 
 
 @pytest.mark.parametrize("threads, launcher, cores, expected", [
@@ -115,16 +112,3 @@ def test_two_replicas_match_one(tmp_path):
     for metric in ("test_loss",):
         a, b = (runs[n].data.metrics[metric] for n in ("none", "mirrored"))
         assert abs(a - b) <= REPLICA_RTOL * abs(a), (metric, a, b)
-
-
-@pytest.mark.slow
-def test_each_parallel_job_gets_its_share_of_the_cores(tmp_path):
-    result = run_cli(["-m", "trainer.seed=0,1", "hydra/launcher=joblib",
-                      "hydra.launcher.n_jobs=2", *TINY], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    children = [r for r in all_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
-                if r.data.tags.get("sweep") != "parent"]
-    assert len(children) == 2
-    expected = str(max(1, _cores() // 2))
-    assert [c.data.tags["threads"] for c in children] == [expected, expected]
-    assert all(c.data.tags["replicas"] == "1" for c in children)

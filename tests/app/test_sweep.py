@@ -1,8 +1,10 @@
 """Hydra multiruns as MLflow parent and child runs, with the basic, joblib and submitit-local
-launchers, each run as a real command line (the Optuna sweeper: ``test_optuna.py``)."""
+launchers, each run as a real command line (the Optuna sweeper: ``test_optuna.py``); the joblib
+sweep's jobs with their share of the cores."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import mlflow
@@ -47,14 +49,32 @@ def test_basic_launcher_and_compare(tiny_sweep, tmp_path, capsys, monkeypatch):
     assert len(logged) == 1
 
 
-def test_joblib_launcher_runs_jobs_in_parallel_on_one_store(tmp_path):
+@pytest.fixture(scope="module")
+def joblib_sweep(tmp_path_factory):
+    """Two jobs at once under the joblib launcher, into one store (its runs folder)."""
+    runs_dir = tmp_path_factory.mktemp("joblib_sweep")
     result = run_cli(["-m", "downsample=max,conv", "hydra/launcher=joblib",
-                      "hydra.launcher.n_jobs=2", *TINY], tmp_path)
+                      "hydra.launcher.n_jobs=2", *TINY], runs_dir)
     assert result.returncode == 0, result.stderr[-3000:]
-    parent, children = _check_finished_family(tmp_path, ["downsample=conv", "downsample=max"],
+    return runs_dir
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_on_one_store(joblib_sweep):
+    parent, children = _check_finished_family(joblib_sweep, ["downsample=conv",
+                                                             "downsample=max"],
                                               "JoblibLauncher")
     first, second = sorted(children, key=lambda c: c.info.start_time)
     assert second.info.start_time < first.info.end_time  # the two jobs overlapped in time
+
+
+def test_each_parallel_job_gets_its_share_of_the_cores(joblib_sweep):
+    """The runtime's threads per job (``trainer.threads=auto``): the cores split between the
+    jobs that run at once, one replica each."""
+    _, children = sweep_family(sqlite_uri(joblib_sweep))
+    assert len(children) == 2
+    expected = str(max(1, len(os.sched_getaffinity(0)) // 2))
+    assert [c.data.tags["threads"] for c in children] == [expected, expected]
+    assert all(c.data.tags["replicas"] == "1" for c in children)
 
 
 def test_a_failing_job_is_a_failed_child_and_the_sweep_goes_on(tmp_path):
