@@ -47,9 +47,6 @@ from kerascnn.app.faults import CheckpointDamaged
 from kerascnn.app.ownership import run_folder
 
 STATE = "state.json"
-# Room kept free in each checkpoint folder and given back when a write fails for want of space,
-# so that the run can still be ended and its end logged on a full disk.
-RESERVE, RESERVE_BYTES = ".reserve", 1 << 20
 # Keys that do not change what a run computes: where it is recorded, how it resumes, how much
 # it prints. The config hash ignores them.
 NEUTRAL_KEYS = ("tracking", "trainer.resume", "trainer.verbose")

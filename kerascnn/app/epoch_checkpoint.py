@@ -20,20 +20,14 @@ from kerascnn.app.checkpoint_files import (
     release_failed_write,
     sha256,
 )
-from kerascnn.app.checkpoints import (
-    RESERVE,
-    RESERVE_BYTES,
-    STATE,
-    Saved,
-    checkpoint_dir,
-)
-from kerascnn.app.faults import (
-    CheckpointUnwritable,
-    Diverged,
-    StoreUnavailable,
-)
+from kerascnn.app.checkpoints import STATE, Saved, checkpoint_dir
+from kerascnn.app.faults import CheckpointUnwritable, Diverged, StoreUnavailable
 from kerascnn.app.ownership import claim
 from kerascnn.app.tracking.store import quiet_store_errors, store_error
+
+# Room kept free in each checkpoint folder and given back when a write fails for want of space,
+# so that the run can still be ended and its end logged on a full disk.
+RESERVE, RESERVE_BYTES = ".reserve", 1 << 20
 
 
 def _finite(value: Any) -> bool:

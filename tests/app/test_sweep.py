@@ -60,9 +60,8 @@ def joblib_sweep(tmp_path_factory):
 
 
 def test_joblib_launcher_runs_jobs_in_parallel_on_one_store(joblib_sweep):
-    parent, children = _check_finished_family(joblib_sweep, ["downsample=conv",
-                                                             "downsample=max"],
-                                              "JoblibLauncher")
+    names = ["downsample=conv", "downsample=max"]
+    parent, children = _check_finished_family(joblib_sweep, names, "JoblibLauncher")
     first, second = sorted(children, key=lambda c: c.info.start_time)
     assert second.info.start_time < first.info.end_time  # the two jobs overlapped in time
 

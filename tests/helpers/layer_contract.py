@@ -313,7 +313,7 @@ def assert_window_geometry(make_window, spatial_rank, conv=False):
 def called_shape(layer, shape) -> tuple[int, ...]:
     """The shape a call of `layer` on inputs of `shape` gives. Under JAX the call is traced by
     `jax.eval_shape`, not run: the same operations with the same shape rules, without XLA
-    compiling each operation again for every input size (most of the JAX phase's time)."""
+    compiling each operation again for every input size (the JAX phase's slowest test)."""
     if keras.backend.backend() == "jax":
         import jax
 
