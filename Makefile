@@ -40,24 +40,35 @@ run: $(RUN_STAMP)
 ## (nice 19), the layer tests again under JAX and then PyTorch. The TensorFlow phase's end-to-end
 ## tests spend much of their time waiting (servers, a cluster, an install, signals), and the
 ## other backends' phase takes the idle cores then; its output is printed whole at the end.
-## Two pytest workers each (PYTEST_WORKERS=0: one process). In the TensorFlow phase a file's
-## tests stay on one worker (its services start once), handed out in the suite's order: the
-## app's long files first, the many short layer files last, where they fill whichever worker is
-## free (xdist's default order, by number of tests, would hand out the app's few-test long files
-## last). On JAX and PyTorch only what computes runs again (the layer contract and the numerical
-## references): the argument and config checks (marked backend_free) need one backend.
+## Pytest workers: TF_WORKERS in the TensorFlow phase, whose end-to-end tests often wait (a third
+## worker computes meanwhile), PYTEST_WORKERS on the other backends (0: one process). In the
+## TensorFlow phase a file's tests stay on one worker (its services start once), handed out in
+## the suite's order: the app's long files first, the many short layer files last, where they
+## fill whichever worker is free (xdist's default order, by number of tests, would hand out the
+## app's few-test long files last). On JAX and PyTorch only what computes runs again (the layer
+## contract and the numerical references): the argument and config checks (marked backend_free)
+## need one backend.
 ## Under JAX most of the time is XLA compiling tiny test graphs: LLVM's optimisation level 0
-## compiles them 1.7x faster and leaves the arithmetic as it is (XLA's own passes still run).
+## compiles them 1.7x faster and leaves the arithmetic as it is (XLA's own passes still run), and
+## JAX's compilation cache (fresh for every run, shared by the workers) compiles a program that
+## several tests run once.
 PYTEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS)
-OTHER_BACKENDS := --dist worksteal -m "not backend_free" tests/layers
+TF_WORKERS ?= 3
+PYTEST := $(PY) -m pytest -q
+OTHER_BACKENDS := -n $(PYTEST_WORKERS) --dist worksteal -m "not backend_free" tests/layers
 OTHER_LOG := $(VENV)/other-backends.log
+JAX_CACHE := $(VENV)/jax-compilation-cache
+## The package's modules are byte-compiled first: an editable install leaves that to each process,
+## and where PYTHONDONTWRITEBYTECODE is set every process the suite starts would compile them again.
 test: $(TEST_STAMP)
+	@$(PY) -m compileall -q kerascnn hydra_plugins > /dev/null
+	@rm -rf $(JAX_CACHE)
 	@(KERAS_BACKEND=jax XLA_FLAGS="$(XLA_FLAGS) --xla_backend_optimization_level=0" \
-	    nice -n 19 $(PYTEST) $(OTHER_BACKENDS) && \
+	    JAX_COMPILATION_CACHE_DIR=$(JAX_CACHE) JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
+	    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0 nice -n 19 $(PYTEST) $(OTHER_BACKENDS) && \
 	  KERAS_BACKEND=torch nice -n 19 $(PYTEST) $(OTHER_BACKENDS)) > $(OTHER_LOG) 2>&1 & \
 	other=$$!; \
-	$(PYTEST) --dist loadfile --no-loadscope-reorder; tensorflow=$$?; \
+	$(PYTEST) -n $(TF_WORKERS) --dist loadfile --no-loadscope-reorder; tensorflow=$$?; \
 	echo "--- the layer tests under JAX, then PyTorch (run beside the TensorFlow phase):"; \
 	wait $$other; others=$$?; cat $(OTHER_LOG); \
 	test $$tensorflow -eq 0 && test $$others -eq 0
@@ -65,7 +76,7 @@ test: $(TEST_STAMP)
 ## make coverage: the TensorFlow phase measured by coverage.py, with the app's own processes
 ## (pyproject.toml's [tool.coverage]); separate from make test, which measuring would slow.
 coverage: $(TEST_STAMP)
-	$(PYTEST) --dist loadfile --no-loadscope-reorder --cov=kerascnn --cov-report=term
+	$(PYTEST) -n $(TF_WORKERS) --dist loadfile --no-loadscope-reorder --cov=kerascnn --cov-report=term
 
 test-fast: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"
