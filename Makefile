@@ -19,8 +19,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# pip byte-compiles what it installs one file at a time; compileall does it on every core (files
+# written for newer Pythons, such as some of PyTorch's test helpers, fail there as under pip).
+INSTALL := $(PY) -m pip install --quiet --no-compile
+COMPILE := $(PY) -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" > /dev/null || true
+
 $(RUN_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e .
+	$(INSTALL) -e .
+	@$(COMPILE)
 	touch $@
 
 # PyTorch's CPU build (the layer tests run on every Keras backend); pip finds it in the local
@@ -28,7 +34,8 @@ $(RUN_STAMP): pyproject.toml | $(PY)
 TORCH ?= torch==2.13.0
 
 $(TEST_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[dev,jax,torch,sweep,ui-test,server,onnx]" $(TORCH)
+	$(INSTALL) -e ".[dev,jax,torch,sweep,ui-test,server,onnx]" $(TORCH)
+	@$(COMPILE)
 	touch $@ $(RUN_STAMP)
 
 ## make run: train the default job (LeNet-5 on the embedded digits data), logged to MLflow.

@@ -1,6 +1,7 @@
 """Hydra multiruns as MLflow parent and child runs, with the basic, joblib and submitit-local
 launchers, each run as a real command line (the Optuna sweeper: ``test_optuna.py``); the joblib
-sweep's jobs with their share of the cores."""
+sweep is also the load test of the embedded store (8 jobs, 4 at a time, into one SQLite file),
+its jobs with their share of the cores."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import time
 import mlflow
 import pytest
 
-from tests.helpers.runs import TINY, check_finished_sweep, run_cli, sqlite_uri, sweep_family
+from tests.helpers.runs import (
+    TINY,
+    check_finished_sweep,
+    failure,
+    peak_overlap,
+    run_cli,
+    sqlite_uri,
+    sweep_family,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -49,30 +58,42 @@ def test_basic_launcher_and_compare(tiny_sweep, tmp_path, capsys, monkeypatch):
     assert len(logged) == 1
 
 
+SEEDS = list(range(8))
+EPOCHS = 2
+
+
 @pytest.fixture(scope="module")
 def joblib_sweep(tmp_path_factory):
-    """Two jobs at once under the joblib launcher, into one store (its runs folder)."""
+    """Load on the embedded store: 8 jobs, 4 at a time under the joblib launcher, each logging
+    its parameters, per-epoch metrics and tags into one SQLite file while the others do (SQLite
+    has a single writer)."""
     runs_dir = tmp_path_factory.mktemp("joblib_sweep")
-    result = run_cli(["-m", "downsample=max,conv", "hydra/launcher=joblib",
-                      "hydra.launcher.n_jobs=2", *TINY], runs_dir)
-    assert result.returncode == 0, result.stderr[-3000:]
+    done = run_cli(["-m", f"trainer.seed={','.join(map(str, SEEDS))}", "hydra/launcher=joblib",
+                    "hydra.launcher.n_jobs=4", *TINY, f"trainer.epochs={EPOCHS}"], runs_dir,
+                   timeout=1200)
+    assert done.returncode == 0, failure(done)
     return runs_dir
 
 
 def test_joblib_launcher_runs_jobs_in_parallel_on_one_store(joblib_sweep):
-    names = ["downsample=conv", "downsample=max"]
-    parent, children = _check_finished_family(joblib_sweep, names, "JoblibLauncher")
-    first, second = sorted(children, key=lambda c: c.info.start_time)
-    assert second.info.start_time < first.info.end_time  # the two jobs overlapped in time
+    """Nothing lost or left RUNNING, and the jobs really overlapped (up to 4 at once)."""
+    parent, children = _check_finished_family(
+        joblib_sweep, [f"trainer.seed={s}" for s in SEEDS], "JoblibLauncher")
+    client = mlflow.MlflowClient(sqlite_uri(joblib_sweep))
+    for child in children:
+        history = client.get_metric_history(child.info.run_id, "val_accuracy")
+        assert [m.step for m in history] == list(range(EPOCHS)), child.info.run_name
+        assert child.data.params["trainer.seed"] == child.info.run_name.split("=")[1]
+    assert 2 <= peak_overlap(children) <= 4, peak_overlap(children)
 
 
 def test_each_parallel_job_gets_its_share_of_the_cores(joblib_sweep):
     """The runtime's threads per job (``trainer.threads=auto``): the cores split between the
-    jobs that run at once, one replica each."""
+    jobs that run at once (at least one each), one replica each."""
     _, children = sweep_family(sqlite_uri(joblib_sweep))
-    assert len(children) == 2
-    expected = str(max(1, len(os.sched_getaffinity(0)) // 2))
-    assert [c.data.tags["threads"] for c in children] == [expected, expected]
+    assert len(children) == len(SEEDS)
+    expected = str(max(1, len(os.sched_getaffinity(0)) // 4))
+    assert [c.data.tags["threads"] for c in children] == [expected] * len(SEEDS)
     assert all(c.data.tags["replicas"] == "1" for c in children)
 
 
