@@ -7,8 +7,8 @@ Two searches are shared by the tests of the module:
 - ``stopped``: a study in a private PostgreSQL cluster (:mod:`tests.helpers.postgres`), a
   median pruner, a random sampler (seeded: learning, not learning, failing, ...) over three
   learning rates: one that learns, one that does not (the pruner has something to prune), one
-  the job refuses (a failed trial); stopped with SIGTERM once two trials have ended, then the
-  same command again until the study has its ``n_trials``.
+  the job refuses (a failed trial); stopped with SIGTERM in its last trial, then the same
+  command again until the study has its ``n_trials``.
 - ``parallel``: the default search space and the default SQLite study (``<runs>/optuna.db``),
   two trials at a time in joblib's worker processes.
 
@@ -39,6 +39,15 @@ EPOCHS = 3
 SMALL = ["data.limit=256", "data.val_split=0.25", "trainer.batch_size=16", "trainer.verbose=0",
          "tracking.plots=false", "tracking.log_model=false"]
 GOOD_LR, BAD_LR, FAILING_LR = 0.01, 1e-07, -1.0  # -1: refused in the job
+
+
+def _in_last_trial(trials) -> bool:
+    """Whether the search of ``stopped`` is in its last trial (the seeded sampler's fourth
+    point: the learning rate that learns, every epoch trained): the moment its signal comes,
+    with a whole training left to interrupt. (After the second trial the third fails at once,
+    so a signal sent then could come after the search had ended.)"""
+    return sum(t.state.is_finished() for t in trials) >= 3 and any(
+        t.state.name == "RUNNING" for t in trials)
 
 
 def _trials(storage: str, study: str) -> list:
@@ -117,8 +126,8 @@ def stopped(tmp_path_factory) -> SimpleNamespace:
                                  env=_env(runs_dir), stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
         try:
-            wait_for(lambda: sum(t.state.is_finished() for t in _trials(storage, "stopped")) >= 2,
-                     300, "two ended trials", proc=first)
+            wait_for(lambda: _in_last_trial(_trials(storage, "stopped")), 300,
+                     "the last trial", proc=first)
             first.send_signal(signal.SIGTERM)
             first_out, _ = first.communicate(timeout=120)
         finally:
