@@ -35,8 +35,14 @@ the rescaling that keeps large and small inputs finite (what rescaling costs is 
 to the layer), and "floor: exp(p log|x|)" is the baseline plus the two transcendental passes
 over the input that a non-integer p needs, with nothing else of the p-norm.
 
+`--then REF` adds PNormPooling2D(p=3), fixed and learned, as it was at the git commit REF
+(``kerascnn/layers/{_args,_pnorm,pnorm_pooling2d}.py`` copied out of git into a package of its
+own, for commits whose p-norm layer imports nothing else of the package, such as 71fc714, the
+layer before the pooling base and the windows module): a ratio quoted for an earlier version
+is checked side by side on the machine at hand.
+
     .venv/bin/python benchmarks/bench_pooling.py [--rounds 5] [--repeats 10] [--clock cpu]
-        [--floors]
+        [--floors] [--then 71fc714]
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -135,8 +143,27 @@ def make_step(layer, jit_compile):
     return step
 
 
-def tf_variants(floors=False):
-    """(geometry, name) -> layer factory."""
+def layer_then(ref, folder):
+    """The PNormPooling2D class of the git commit `ref`, imported as ``kerascnn_then.layers``
+    from a copy of its p-norm files under `folder`."""
+    layers = Path(folder) / "kerascnn_then" / "layers"
+    layers.mkdir(parents=True)
+    (layers.parent / "__init__.py").write_text("")
+    (layers / "__init__.py").write_text("")
+    for name in ("_args.py", "_pnorm.py", "pnorm_pooling2d.py"):
+        text = subprocess.run(["git", "show", f"{ref}:kerascnn/layers/{name}"],
+                              cwd=Path(__file__).resolve().parents[1], check=True,
+                              capture_output=True, text=True).stdout
+        text = text.replace("from kerascnn.layers import", "from kerascnn_then.layers import")
+        (layers / name).write_text(text.replace('package="kerascnn"', 'package="kerascnn_then"'))
+    sys.path.insert(0, str(folder))
+    from kerascnn_then.layers.pnorm_pooling2d import PNormPooling2D as then
+
+    return then
+
+
+def tf_variants(floors=False, then=None, ref=None):
+    """(geometry, name) -> layer factory; `then` is PNormPooling2D at the commit `ref`."""
     window = GEOMETRIES["2x2"]
     overlap = GEOMETRIES["3x3/2 same"]
     bounds = {
@@ -160,6 +187,10 @@ def tf_variants(floors=False):
         ),
         ("3x3/2 same", "MLPPooling2D (default)"): lambda: MLPPooling2D(*overlap),
         **(bounds if floors else {}),
+        **({} if then is None else {
+            ("2x2", f"{ref}: PNormPooling2D(p=3)"): lambda: then(*window, p=3),
+            ("2x2", f"{ref}: learned p"): lambda: then(*window, p=3, trainable_p=True),
+        }),
     }
 
 
@@ -215,7 +246,14 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     parser.add_argument("--floors", action="store_true", help="add the two bound rows")
+    parser.add_argument("--then", metavar="REF", help="add the p-norm layer of this git commit")
     args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        then = layer_then(args.then, folder) if args.then else None
+        run(args, then)
+
+
+def run(args, then):
     clock = CLOCKS[args.clock]
 
     rng = np.random.default_rng(0)
@@ -231,7 +269,7 @@ def main(argv=None):
 
     jobs = {}
     for mode, jit in (("graph", False), ("XLA", True)):
-        for (geometry, name), make_layer in tf_variants(args.floors).items():
+        for (geometry, name), make_layer in tf_variants(args.floors, then, args.then).items():
             step = make_step(make_layer(), jit)
             dy = tf.constant(upstream[geometry])
             jobs[(geometry, name, mode)] = lambda step=step, dy=dy: run_tf_step(step, x, dy)

@@ -11,6 +11,8 @@ from kerascnn.layers import GlobalPNormPooling2D, PNormPooling2D
 from tests.helpers.arrays import to_numpy
 from tests.helpers.gradients import BACKEND, GRAD_DTYPE, GRAD_RTOL, layer_grads, numeric_grad
 
+RNG = np.random.default_rng(2)  # started again for each test from its id (tests/conftest.py)
+
 LAYERS = {
     "pnorm": lambda **kw: PNormPooling2D(2, trainable_p=True, **kw),
     "global": lambda **kw: GlobalPNormPooling2D(trainable_p=True, **kw),
@@ -31,8 +33,7 @@ def _reference(kind, x, p):
 @pytest.mark.parametrize("scale", [1.0, 10.0, 0.25])
 def test_scale_multiplies_the_gradient_wrt_rho(kind, scale):
     """d loss / d rho_stored = scale * d loss / d rho_effective, by finite differences."""
-    rng = np.random.default_rng(2)  # the same inputs whichever tests ran before
-    x = rng.standard_normal((2, 4, 4, 3))
+    x = RNG.standard_normal((2, 4, 4, 3))
     x = np.where(np.abs(x) < 0.05, 0.3, x)
     layer = LAYERS[kind](p=3.0, p_lr_scale=scale, dtype=GRAD_DTYPE)
     layer.build(x.shape)
@@ -40,7 +41,7 @@ def test_scale_multiplies_the_gradient_wrt_rho(kind, scale):
     layer.rho.assign((effective / scale).astype(GRAD_DTYPE))
     p_rtol = 1e-12 if GRAD_DTYPE == "float64" else 1e-6  # rho is stored in GRAD_DTYPE
     np.testing.assert_allclose(layer.p_values(), 1 + np.logaddexp(0, effective), rtol=p_rtol)
-    upstream = rng.standard_normal(layer.compute_output_shape(x.shape))
+    upstream = RNG.standard_normal(layer.compute_output_shape(x.shape))
     _, grad_rho = layer_grads(layer, x.astype(GRAD_DTYPE), upstream.astype(GRAD_DTYPE))
 
     def loss(stored):
@@ -66,7 +67,7 @@ def test_scale_multiplies_the_gradient_wrt_rho(kind, scale):
 @pytest.mark.parametrize("kind", sorted(LAYERS))
 def test_scale_starts_at_p_and_round_trips_in_config(kind):
     layer = LAYERS[kind](p=3.0, p_lr_scale=30.0, name="lp")
-    x = np.random.default_rng(3).standard_normal((2, 4, 4, 5)).astype("float32")
+    x = RNG.standard_normal((2, 4, 4, 5)).astype("float32")
     y = layer(x)
     np.testing.assert_allclose(layer.p_values(), np.full(5, 3.0), rtol=1e-6)
     np.testing.assert_allclose(to_numpy(y), to_numpy(LAYERS[kind](p=3.0)(x)), rtol=1e-5)
